@@ -16,4 +16,5 @@ pub mod ndpi;
 pub mod output;
 pub mod pipeline;
 pub mod session;
+pub mod tunnel;
 pub mod wire;

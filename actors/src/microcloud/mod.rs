@@ -1,1 +1,64 @@
-//! Placeholder.
+//! The microcloud: state shared between nodes.
+//!
+//! It contains each subscriber's state, the tunnel index (endpoint IP + TEID -> IMSI) that
+//! lets a shard at one site attribute G-PDUs whose signalling was seen at another site,
+//! the session-event channel and the aggregation buckets. [`Microcloud`] is the interface
+//! the microcloud actor is generic over. [`EmbeddedMicrocloud`] keeps everything in
+//! process memory, for a single machine with no Redis server.
+
+pub mod embedded;
+mod error;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+
+pub use embedded::{EmbeddedConfig, EmbeddedMicrocloud, EmbeddedStats};
+pub use error::MicrocloudError;
+pub use state::{AttachState, SessionTunnel, SubscriberState, TunnelChanges};
+
+use crate::bucket::BucketDelta;
+use crate::session::event::{SessionEvent, TunnelKey};
+
+/// Operations every microcloud backend provides.
+///
+/// Methods take `&mut self` because a backend owns its connection. To share a backend,
+/// clone its handle: each clone is a connection to the same state.
+pub trait Microcloud: Send + 'static {
+    /// Applies session events in order: updates each subscriber's state and the tunnel
+    /// index, then publishes the events to subscribers of the event channel.
+    fn publish(
+        &mut self,
+        events: &[SessionEvent],
+    ) -> impl Future<Output = Result<(), MicrocloudError>> + Send;
+
+    /// Adds bucket deltas to the stored bucket totals.
+    fn add_buckets(
+        &mut self,
+        deltas: &[BucketDelta],
+    ) -> impl Future<Output = Result<(), MicrocloudError>> + Send;
+
+    /// Returns the IMSI that owns the tunnel `key`, if any.
+    fn lookup_tunnel(
+        &mut self,
+        key: TunnelKey,
+    ) -> impl Future<Output = Result<Option<String>, MicrocloudError>> + Send;
+
+    /// Returns the state of subscriber `imsi`, if any event named it.
+    fn subscriber(
+        &mut self,
+        imsi: &str,
+    ) -> impl Future<Output = Result<Option<SubscriberState>, MicrocloudError>> + Send;
+
+    /// Returns the start times (seconds since the epoch) of the stored buckets, ascending.
+    fn bucket_epochs(&mut self) -> impl Future<Output = Result<Vec<u64>, MicrocloudError>> + Send;
+
+    /// Returns the totals of every row of the bucket starting at `epoch`, sorted by IMSI
+    /// then protocol; empty when the bucket is not stored.
+    fn bucket_rows(
+        &mut self,
+        epoch: u64,
+    ) -> impl Future<Output = Result<Vec<BucketDelta>, MicrocloudError>> + Send;
+}

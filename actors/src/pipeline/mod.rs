@@ -1,1 +1,22 @@
-//! Placeholder.
+//! The actors of one node and the `analyze` run that wires them together:
+//!
+//! ```text
+//! capture (blocking thread) --GTP-C--> control --events--> shards, sink
+//!        '--G-PDU by inner flow--> shard k --flows--> buckets --> sink (microcloud)
+//! control, shards --frames of tracked subscribers--> pcap writer
+//! ```
+pub mod batch;
+pub mod capture;
+pub mod control;
+pub mod reader;
+pub mod records;
+pub mod route;
+pub mod run;
+pub mod shard;
+pub mod shard_work;
+pub mod sink;
+pub mod summary;
+pub mod writer;
+
+pub use run::{analyze, AnalyzeConfig, AnalyzeError};
+pub use summary::Summary;

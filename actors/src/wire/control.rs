@@ -322,6 +322,9 @@ impl ControlAnomalies {
     pub const TRUNCATED_IE: u16 = 1 << 4;
     /// Grouped IEs nested deeper than the decoder follows.
     pub const NESTING_TOO_DEEP: u16 = 1 << 5;
+    /// An IE's content broke its coding rules, e.g. a non-decimal digit, an unknown PDN or
+    /// PDP type, or an address of the wrong size. The IE was skipped.
+    pub const INVALID_VALUE: u16 = 1 << 6;
 
     /// Sets the given flag bits.
     pub fn insert(&mut self, flags: u16) {

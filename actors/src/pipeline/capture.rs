@@ -1,0 +1,197 @@
+//! The capture loop: reads frames, decodes them once up to the GTP header, counts what is
+//! not subscriber traffic, and routes the rest to the control and shard actors.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::pipeline::batch::BatchPool;
+use crate::pipeline::reader::{InputError, MergedReader, ReadFrame};
+use crate::pipeline::route::{self, Router, Targets, UserFields, GTPU_END_MARKER, GTPU_G_PDU};
+use crate::wire::{inner_packet, Decoded, Decoder, DecodeError, GtpFrame, GtpPdu, GtpVersion, UserPdu};
+
+/// Settings of the capture loop.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// Capture files, already expanded from directories.
+    pub files: Vec<PathBuf>,
+    /// Frames per batch.
+    pub batch_size: usize,
+    /// Every this many frames all open batches are sent, so every consumer's progress moves.
+    pub flush_every: u64,
+    /// Batches in flight between the capture and its consumers.
+    pub pool_size: usize,
+    /// Print a progress line on stderr once a second when stderr is a terminal.
+    pub progress: bool,
+}
+
+/// Frame counters of the capture loop.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaptureStats {
+    /// Frames read.
+    pub frames: u64,
+    /// Bytes on the wire of the frames read.
+    pub bytes: u64,
+    /// GTPv1-C messages (frames).
+    pub gtpv1c: u64,
+    /// GTPv2-C messages (frames).
+    pub gtpv2c: u64,
+    /// GTP-U G-PDUs.
+    pub gtpu_gpdu: u64,
+    /// GTP-U Echo Requests and Responses.
+    pub gtpu_echo: u64,
+    /// GTP-U Error Indications.
+    pub gtpu_error_indication: u64,
+    /// GTP-U End Markers.
+    pub gtpu_end_marker: u64,
+    /// Other GTP-U messages (Supported Extension Headers Notification, unknown types).
+    pub gtpu_other: u64,
+    /// Frames that are valid but not GTP.
+    pub not_gtp: u64,
+    /// Outer IPv4 fragments held for reassembly.
+    pub fragments_held: u64,
+    /// Malformed frames by reason.
+    pub malformed: std::collections::BTreeMap<&'static str, u64>,
+    /// Packet time of the first frame, microseconds.
+    pub first_ts_us: u64,
+    /// Packet time of the last frame, microseconds.
+    pub last_ts_us: u64,
+    /// Times the capture waited for consumers to return a batch.
+    pub pool_waits: u64,
+}
+
+/// Counters kept in a fixed array on the packet path and turned into [`CaptureStats`] at the end.
+struct Counters {
+    stats: CaptureStats,
+    malformed: [u64; DecodeError::COUNT],
+}
+
+impl Counters {
+    fn malformed(&mut self, error: DecodeError) {
+        self.malformed[error.index()] += 1;
+    }
+
+    fn finish(mut self, pool_waits: u64) -> CaptureStats {
+        for (index, &count) in self.malformed.iter().enumerate() {
+            if let (Some(error), true) = (DecodeError::from_index(index), count > 0) {
+                self.stats.malformed.insert(error.reason(), count);
+            }
+        }
+        self.stats.pool_waits = pool_waits;
+        self.stats
+    }
+}
+
+/// Reads every file to its end and routes the frames; returns the counters.
+/// Runs on a blocking thread: libpcap reads are synchronous.
+pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) -> Result<CaptureStats, InputError> {
+    let mut reader = MergedReader::open(&config.files)?;
+    let mut decoder = Decoder::new();
+    let shard_count = targets.shards.len();
+    let mut router = Router::new(targets, pool, config.batch_size);
+    let mut counters = Counters { stats: CaptureStats::default(), malformed: [0; DecodeError::COUNT] };
+    let mut progress = Progress::new(config.progress);
+    while let Some(frame) = reader.next_frame()? {
+        router.seq += 1;
+        count_frame(&mut counters.stats, &frame);
+        match decoder.decode(frame.link, frame.ts_us, frame.data) {
+            Ok(Decoded::Gtp(gtp)) => route_gtp(&mut router, &mut counters, &frame, &gtp, shard_count),
+            Ok(Decoded::NotGtp) => counters.stats.not_gtp += 1,
+            Ok(Decoded::FragmentHeld) => counters.stats.fragments_held += 1,
+            Err(error) => counters.malformed(error),
+        }
+        if router.seq % config.flush_every == 0 {
+            router.flush_all();
+            progress.tick(&counters.stats);
+        }
+    }
+    router.flush_all();
+    progress.done(&counters.stats);
+    Ok(counters.finish(router.pool_waits))
+}
+
+fn count_frame(stats: &mut CaptureStats, frame: &ReadFrame<'_>) {
+    stats.frames += 1;
+    stats.bytes += u64::from(frame.orig_len);
+    if stats.first_ts_us == 0 {
+        stats.first_ts_us = frame.ts_us;
+    }
+    stats.last_ts_us = stats.last_ts_us.max(frame.ts_us);
+}
+
+fn route_gtp(router: &mut Router, counters: &mut Counters, frame: &ReadFrame<'_>, gtp: &GtpFrame<'_>, shards: usize) {
+    match &gtp.pdu {
+        GtpPdu::Control { version, bytes } => {
+            match version {
+                GtpVersion::V1 => counters.stats.gtpv1c += 1,
+                GtpVersion::V2 => counters.stats.gtpv2c += 1,
+            }
+            router.route_control(frame, gtp, bytes);
+        }
+        GtpPdu::User(user) => route_user(router, counters, frame, gtp, user, shards),
+    }
+}
+
+fn route_user(router: &mut Router, counters: &mut Counters, frame: &ReadFrame<'_>, gtp: &GtpFrame<'_>, user: &UserPdu<'_>, shards: usize) {
+    let stats = &mut counters.stats;
+    let inner = match user.message_type {
+        GTPU_G_PDU => match inner_packet(user.payload) {
+            Ok(inner) => {
+                stats.gtpu_gpdu += 1;
+                Some(inner)
+            }
+            Err(error) => return counters.malformed(error),
+        },
+        GTPU_END_MARKER => {
+            stats.gtpu_end_marker += 1;
+            None
+        }
+        1 | 2 => return stats.gtpu_echo += 1,
+        26 => return stats.gtpu_error_indication += 1,
+        _ => return stats.gtpu_other += 1,
+    };
+    let message = gtp_message(gtp);
+    let tpdu_offset = (message.len() - user.payload.len()) as u16;
+    let shard = route::shard_of(gtp, user.teid, inner.as_ref(), shards);
+    let fields = UserFields { payload: message, tpdu_offset, message_type: user.message_type, teid: user.teid, inner };
+    router.route_user(shard, frame, gtp, fields);
+}
+
+/// The whole GTP-U message: header and T-PDU.
+fn gtp_message<'a>(gtp: &GtpFrame<'a>) -> &'a [u8] {
+    match gtp.pdu {
+        GtpPdu::User(ref user) => user.message,
+        GtpPdu::Control { bytes, .. } => bytes,
+    }
+}
+
+/// A once-a-second progress line on stderr, shown only on a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(requested: bool) -> Progress {
+        let now = Instant::now();
+        Progress { enabled: requested && std::io::stderr().is_terminal(), started: now, last: now }
+    }
+
+    fn tick(&mut self, stats: &CaptureStats) {
+        if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\r{} frames, {:.0} frames/s, {} GTP-C, {} G-PDUs   ", stats.frames, stats.frames as f64 / seconds, stats.gtpv1c + stats.gtpv2c, stats.gtpu_gpdu);
+    }
+
+    fn done(&mut self, stats: &CaptureStats) {
+        if self.enabled {
+            eprintln!("\r{} frames read{:30}", stats.frames, "");
+        }
+    }
+}

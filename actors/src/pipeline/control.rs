@@ -1,0 +1,223 @@
+//! The control-plane actor: runs the session table over GTP-C frames and tells the shards,
+//! the pcap writer and the microcloud what changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::pipeline::batch::{BatchPool, FrameBatch, FrameMeta};
+use crate::pipeline::records::{Tracking, WriterBatch};
+use crate::pipeline::shard::ShardMsg;
+use crate::pipeline::sink::SinkMsg;
+use crate::pipeline::writer::WriterMsg;
+use crate::session::{Attribution, MessageContext, SessionConfig, SessionEvent, SessionStats, SessionTable};
+use crate::wire::{parse_control, DecodeError};
+
+/// Messages of the control-plane actor.
+#[derive(ractor_cluster::RactorMessage)]
+pub enum ControlMsg {
+    /// GTP-C frames in capture order.
+    Frames {
+        /// The frames.
+        batch: FrameBatch,
+        /// Number of this control batch, from 1; shards wait for it before dependent data.
+        number: u64,
+        /// Every frame up to this capture sequence number has been routed.
+        through_seq: u64,
+    },
+    /// Returns the counters once every earlier message is handled.
+    Finish(RpcReplyPort<ControlStats>),
+}
+
+/// Counters of the control-plane actor.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ControlStats {
+    /// GTP-C frames handled.
+    pub frames: u64,
+    /// GTP-C messages decoded (a piggybacked message counts separately).
+    pub messages: u64,
+    /// Frames attributed to a subscriber.
+    pub attributed: u64,
+    /// Echo and other path management frames.
+    pub path_management: u64,
+    /// Frames of sessions not known (created before the capture started, or never seen).
+    pub unknown_session: u64,
+    /// Messages that failed to decode, by reason.
+    pub malformed: BTreeMap<&'static str, u64>,
+    /// Messages decoded with a recoverable anomaly.
+    pub anomalies: u64,
+    /// Session events emitted.
+    pub events: u64,
+    /// Session table counters.
+    #[serde(flatten)]
+    pub sessions: SessionStatsView,
+    /// Live sessions at the end.
+    pub live_sessions: usize,
+    /// Subscribers with a live session at the end.
+    pub live_subscribers: usize,
+}
+
+/// Serializable copy of [`SessionStats`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionStatsView {
+    /// Requests stored for pairing.
+    pub requests: u64,
+    /// Responses paired with their request.
+    pub responses_paired: u64,
+    /// Responses with no outstanding request.
+    pub responses_unpaired: u64,
+    /// Paired responses whose cause rejected the request.
+    pub responses_rejected: u64,
+    /// Sessions created.
+    pub sessions_created: u64,
+    /// Sessions deleted.
+    pub sessions_deleted: u64,
+    /// Sessions picked up without their create.
+    pub sessions_picked_up: u64,
+    /// Rejected creates.
+    pub creates_rejected: u64,
+}
+
+impl From<SessionStats> for SessionStatsView {
+    fn from(s: SessionStats) -> Self {
+        SessionStatsView {
+            requests: s.requests,
+            responses_paired: s.responses_paired,
+            responses_unpaired: s.responses_unpaired,
+            responses_rejected: s.responses_rejected,
+            sessions_created: s.sessions_created,
+            sessions_deleted: s.sessions_deleted,
+            sessions_picked_up: s.sessions_picked_up,
+            creates_rejected: s.creates_rejected,
+        }
+    }
+}
+
+/// What the control-plane actor starts with.
+pub struct ControlArgs {
+    /// Session table settings.
+    pub config: SessionConfig,
+    /// Shards that receive every event.
+    pub shards: Vec<ActorRef<ShardMsg>>,
+    /// Pcap writer, when subscribers are tracked.
+    pub writer: Option<ActorRef<WriterMsg>>,
+    /// Event log and microcloud.
+    pub sink: ActorRef<SinkMsg>,
+    /// Tracked subscribers.
+    pub tracking: Arc<Tracking>,
+    /// Where emptied batches go back.
+    pub pool: BatchPool,
+}
+
+/// State of the control-plane actor.
+pub struct ControlState {
+    args: ControlArgs,
+    table: SessionTable,
+    stats: ControlStats,
+    malformed: [u64; DecodeError::COUNT],
+}
+
+/// The control-plane actor.
+pub struct ControlActor;
+
+impl Actor for ControlActor {
+    type Msg = ControlMsg;
+    type State = ControlState;
+    type Arguments = ControlArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<ControlMsg>, args: ControlArgs) -> Result<ControlState, ActorProcessingErr> {
+        let table = SessionTable::new(args.config.clone());
+        Ok(ControlState { args, table, stats: ControlStats::default(), malformed: [0; DecodeError::COUNT] })
+    }
+
+    async fn handle(&self, _myself: ActorRef<ControlMsg>, message: ControlMsg, state: &mut ControlState) -> Result<(), ActorProcessingErr> {
+        match message {
+            ControlMsg::Frames { batch, number, through_seq } => state.handle_batch(batch, number, through_seq),
+            ControlMsg::Finish(reply) => {
+                let _ = reply.send(state.finish());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ControlState {
+    fn handle_batch(&mut self, batch: FrameBatch, number: u64, through_seq: u64) {
+        let mut events = Vec::new();
+        let mut records = WriterBatch::new(0);
+        for meta in &batch.frames {
+            if let Some(imsi) = self.handle_frame(&batch, meta, &mut events) {
+                if self.args.tracking.is_tracked(&imsi) {
+                    records.push(imsi, &batch, meta);
+                }
+            }
+        }
+        self.stats.events += events.len() as u64;
+        let events: Arc<[SessionEvent]> = events.into();
+        for shard in &self.args.shards {
+            let _ = shard.send_message(ShardMsg::Control { number, events: events.clone() });
+        }
+        if !events.is_empty() {
+            let _ = self.args.sink.send_message(SinkMsg::Events(events));
+        }
+        if let Some(writer) = &self.args.writer {
+            records.through_seq = through_seq;
+            let _ = writer.send_message(WriterMsg::Records(records));
+        }
+        self.args.pool.give_back(batch);
+    }
+
+    /// Runs every message of one frame through the session table; returns its subscriber.
+    fn handle_frame(&mut self, batch: &FrameBatch, meta: &FrameMeta, events: &mut Vec<SessionEvent>) -> Option<imsi::Digits> {
+        self.stats.frames += 1;
+        let payload = batch.payload(meta);
+        let ctx = MessageContext { seq: meta.seq, ts_us: meta.ts_us, src: meta.src, dst: meta.dst };
+        let mut subscriber = None;
+        let mut attribution = Attribution::UnknownSession;
+        for (index, decoded) in parse_control(payload).enumerate() {
+            let msg = match decoded {
+                Ok(msg) => msg,
+                Err(error) => {
+                    self.malformed[error.index()] += 1;
+                    break;
+                }
+            };
+            self.stats.messages += 1;
+            if msg.anomalies.0 != 0 {
+                self.stats.anomalies += 1;
+            }
+            let outcome = self.table.handle(&msg, (payload, index), ctx, events);
+            if let Attribution::Subscriber(imsi) = outcome {
+                subscriber = subscriber.or(Some(imsi));
+            }
+            if attribution == Attribution::UnknownSession {
+                attribution = outcome;
+            }
+        }
+        match attribution {
+            Attribution::Subscriber(_) => self.stats.attributed += 1,
+            Attribution::PathManagement => self.stats.path_management += 1,
+            Attribution::UnknownSession => self.stats.unknown_session += 1,
+        }
+        subscriber
+    }
+
+    fn finish(&mut self) -> ControlStats {
+        let mut stats = self.stats.clone();
+        for (index, &count) in self.malformed.iter().enumerate() {
+            if let (Some(error), true) = (DecodeError::from_index(index), count > 0) {
+                stats.malformed.insert(error.reason(), count);
+            }
+        }
+        stats.sessions = self.table.stats().into();
+        stats.live_sessions = self.table.session_count();
+        stats.live_subscribers = self.table.subscriber_count();
+        stats
+    }
+}
+
+mod imsi {
+    pub use crate::wire::control::Digits;
+}

@@ -1,0 +1,233 @@
+//! One `analyze` run: spawns the actors of a node, reads the inputs to their end, shuts
+//! the actors down in dependency order and collects the summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorRef, RpcReplyPort};
+
+use crate::microcloud::Microcloud;
+use crate::output::events::EventsWriter;
+use crate::pipeline::batch::BatchPool;
+use crate::pipeline::capture::{run_capture, CaptureConfig};
+use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
+use crate::pipeline::reader::{expand_inputs, InputError};
+use crate::pipeline::records::Tracking;
+use crate::pipeline::route::Targets;
+use crate::pipeline::shard::{ShardActor, ShardArgs, ShardMsg};
+use crate::pipeline::shard_work::ShardSettings;
+use crate::pipeline::sink::{SinkActor, SinkArgs, SinkMsg, SinkReport};
+use crate::pipeline::summary::{add_shard, Summary};
+use crate::pipeline::writer::{WriterActor, WriterArgs, WriterMsg};
+use crate::session::SessionConfig;
+
+/// Settings of an `analyze` run.
+#[derive(Debug, Clone)]
+pub struct AnalyzeConfig {
+    /// Capture files and directories.
+    pub inputs: Vec<PathBuf>,
+    /// Number of shard actors.
+    pub shards: usize,
+    /// Frames per batch.
+    pub batch_size: usize,
+    /// Batches in flight between the capture and its consumers.
+    pub pool_size: usize,
+    /// Session table settings.
+    pub session: SessionConfig,
+    /// Shard settings.
+    pub shard: ShardSettings,
+    /// Tracked subscribers.
+    pub tracking: Tracking,
+    /// Directory of the per-subscriber pcap files.
+    pub pcap_dir: Option<PathBuf>,
+    /// Directory of the `<epoch>.imsi` reports.
+    pub report_dir: Option<PathBuf>,
+    /// File of the session-event log (JSON lines).
+    pub events: Option<PathBuf>,
+    /// Maximum pcap files open at once.
+    pub max_open_files: usize,
+    /// Print a progress line on a terminal.
+    pub progress: bool,
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub enum AnalyzeError {
+    /// An input could not be read.
+    Input(InputError),
+    /// An output could not be created or written.
+    Output(String),
+    /// An actor failed to start or stopped unexpectedly.
+    Actor(String),
+}
+
+impl std::fmt::Display for AnalyzeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnalyzeError::Input(error) => write!(f, "{error}"),
+            AnalyzeError::Output(message) => write!(f, "{message}"),
+            AnalyzeError::Actor(message) => write!(f, "internal error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for AnalyzeError {}
+
+impl From<InputError> for AnalyzeError {
+    fn from(error: InputError) -> Self {
+        AnalyzeError::Input(error)
+    }
+}
+
+fn actor_error(what: &str) -> impl Fn(ractor::SpawnErr) -> AnalyzeError + '_ {
+    move |error| AnalyzeError::Actor(format!("cannot start the {what} actor: {error}"))
+}
+
+/// The actors of a run.
+struct Actors {
+    control: ActorRef<ControlMsg>,
+    shards: Vec<ActorRef<ShardMsg>>,
+    writer: Option<ActorRef<WriterMsg>>,
+    sink: ActorRef<SinkMsg>,
+}
+
+/// Reads every input, follows every subscriber, writes the requested outputs and returns
+/// the summary.
+pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Result<Summary, AnalyzeError> {
+    let started = Instant::now();
+    let files = expand_inputs(&config.inputs)?;
+    let pool = BatchPool::new(config.pool_size.max(2 * config.shards + 2));
+    let actors = spawn_actors(&config, microcloud, &pool).await?;
+    let capture_config = CaptureConfig {
+        files: files.clone(),
+        batch_size: config.batch_size,
+        flush_every: 16_384,
+        pool_size: config.pool_size,
+        progress: config.progress,
+    };
+    let targets = Targets { control: actors.control.clone(), shards: actors.shards.clone() };
+    let capture = tokio::task::spawn_blocking(move || run_capture(&capture_config, targets, pool)).await;
+    let capture = match capture {
+        Ok(result) => result,
+        Err(error) => Err(InputError { path: PathBuf::new(), message: format!("capture thread failed: {error}") }),
+    };
+    let finished = finish_actors(&actors).await;
+    stop_actors(&actors);
+    let capture = capture?;
+    let (mut summary, report) = finished?;
+    summary.capture = capture;
+    summary.inputs = files.iter().map(|p| p.display().to_string()).collect();
+    summary.shards = config.shards;
+    if let Some(dir) = &config.report_dir {
+        summary.reports_written = crate::pipeline::run::reports::write_all(dir, &report)?;
+    }
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.frames_per_s = summary.capture.frames as f64 / summary.elapsed_s.max(1e-9);
+    summary.derive();
+    Ok(summary)
+}
+
+async fn spawn_actors<M: Microcloud>(config: &AnalyzeConfig, microcloud: M, pool: &BatchPool) -> Result<Actors, AnalyzeError> {
+    let tracking = Arc::new(config.tracking.clone());
+    let events = match &config.events {
+        Some(path) => Some(create_event_log(path)?),
+        None => None,
+    };
+    let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events }).await.map_err(actor_error("sink"))?;
+    let writer = match (&config.pcap_dir, tracking.is_nobody()) {
+        (Some(dir), false) => {
+            let args = WriterArgs { dir: dir.clone(), sources: 1 + config.shards, max_open_files: config.max_open_files };
+            Some(Actor::spawn(None, WriterActor, args).await.map_err(actor_error("pcap writer"))?.0)
+        }
+        _ => None,
+    };
+    let mut shards = Vec::with_capacity(config.shards);
+    for index in 0..config.shards {
+        let args = ShardArgs {
+            index,
+            settings: config.shard.clone(),
+            tracking: tracking.clone(),
+            writer: writer.clone(),
+            sink: sink.clone(),
+            pool: pool.clone(),
+        };
+        shards.push(Actor::spawn(None, ShardActor, args).await.map_err(actor_error("shard"))?.0);
+    }
+    let args = ControlArgs {
+        config: config.session.clone(),
+        shards: shards.clone(),
+        writer: writer.clone(),
+        sink: sink.clone(),
+        tracking,
+        pool: pool.clone(),
+    };
+    let (control, _) = Actor::spawn(None, ControlActor, args).await.map_err(actor_error("control"))?;
+    Ok(Actors { control, shards, writer, sink })
+}
+
+/// Creates the event log file and its parent directories.
+fn create_event_log(path: &std::path::Path) -> Result<EventsWriter, AnalyzeError> {
+    let failed = |e: &dyn std::fmt::Display| AnalyzeError::Output(format!("cannot create the event log {}: {e}", path.display()));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
+    }
+    EventsWriter::create(path).map_err(|e| failed(&e))
+}
+
+async fn call<M, R>(actor: &ActorRef<M>, what: &str, make: impl FnOnce(RpcReplyPort<R>) -> M) -> Result<R, AnalyzeError>
+where
+    M: ractor::Message,
+    R: Send + 'static,
+{
+    match actor.call(make, None).await {
+        Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+        Ok(_) => Err(AnalyzeError::Actor(format!("the {what} actor did not answer"))),
+        Err(error) => Err(AnalyzeError::Actor(format!("the {what} actor failed: {error}"))),
+    }
+}
+
+/// Finishes the actors in dependency order: control, then shards (which get the last events),
+/// then the pcap writer (which gets the last records) and the sink.
+async fn finish_actors(actors: &Actors) -> Result<(Summary, SinkReport), AnalyzeError> {
+    let mut summary = Summary { control: call(&actors.control, "control", ControlMsg::Finish).await?, ..Summary::default() };
+    for shard in &actors.shards {
+        let stats = call(shard, "shard", ShardMsg::Finish).await?;
+        add_shard(&mut summary.user_plane, &stats);
+    }
+    if let Some(writer) = &actors.writer {
+        summary.pcap = Some(call(writer, "pcap writer", WriterMsg::Finish).await?);
+    }
+    let report = call(&actors.sink, "sink", SinkMsg::Finish).await?;
+    summary.sink = report.stats.clone();
+    Ok((summary, report))
+}
+
+fn stop_actors(actors: &Actors) {
+    actors.control.stop(None);
+    for shard in &actors.shards {
+        shard.stop(None);
+    }
+    if let Some(writer) = &actors.writer {
+        writer.stop(None);
+    }
+    actors.sink.stop(None);
+}
+
+mod reports {
+    //! Writes the bucket rows collected by the sink as `<epoch>.imsi` report files.
+    use std::path::Path;
+
+    use super::AnalyzeError;
+    use crate::pipeline::sink::SinkReport;
+
+    /// Writes one report per epoch, naming protocols as nDPI prints them; returns the number
+    /// of files written.
+    pub fn write_all(dir: &Path, report: &SinkReport) -> Result<usize, AnalyzeError> {
+        std::fs::create_dir_all(dir).map_err(|e| AnalyzeError::Output(format!("cannot create the report directory {}: {e}", dir.display())))?;
+        let mut classifier = crate::ndpi::Classifier::new().map_err(|e| AnalyzeError::Output(e.to_string()))?;
+        let mut name = |protocol| crate::flow::classify::Classify::name(&mut classifier, protocol).to_string();
+        crate::output::report::write_reports(dir, &report.buckets, &mut name)
+            .map_err(|e| AnalyzeError::Output(format!("cannot write reports into {}: {e}", dir.display())))
+    }
+}

@@ -1,0 +1,148 @@
+//! The sink actor: writes the session-event log and feeds the microcloud with events and
+//! bucket deltas.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::bucket::BucketDelta;
+use crate::microcloud::Microcloud;
+use crate::output::events::EventsWriter;
+use crate::session::SessionEvent;
+
+/// Messages of the sink actor.
+#[derive(ractor_cluster::RactorMessage)]
+pub enum SinkMsg {
+    /// Session events of one control batch, in capture order.
+    Events(Arc<[SessionEvent]>),
+    /// Bucket changes of one shard.
+    Deltas(Vec<BucketDelta>),
+    /// Flushes the event log and returns every bucket row per epoch, with the counters.
+    Finish(RpcReplyPort<SinkReport>),
+}
+
+/// Counters of the sink.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkStats {
+    /// Events written to the event log.
+    pub events_logged: u64,
+    /// Events handed to the microcloud.
+    pub events_published: u64,
+    /// Bucket deltas handed to the microcloud.
+    pub deltas: u64,
+    /// Microcloud operations that failed.
+    pub microcloud_errors: u64,
+    /// Event log writes that failed.
+    pub log_errors: u64,
+}
+
+/// What the sink returns at the end.
+#[derive(Debug, Default)]
+pub struct SinkReport {
+    /// Counters.
+    pub stats: SinkStats,
+    /// Bucket rows per epoch, epochs ascending.
+    pub buckets: Vec<(u64, Vec<BucketDelta>)>,
+}
+
+/// What the sink starts with.
+pub struct SinkArgs<M> {
+    /// The microcloud backend.
+    pub microcloud: M,
+    /// Event log, when requested.
+    pub events: Option<EventsWriter>,
+}
+
+/// State of the sink actor.
+pub struct SinkState<M> {
+    microcloud: M,
+    events: Option<EventsWriter>,
+    stats: SinkStats,
+}
+
+/// The sink actor, generic over the microcloud backend.
+pub struct SinkActor<M>(PhantomData<fn() -> M>);
+
+impl<M> Default for SinkActor<M> {
+    fn default() -> Self {
+        SinkActor(PhantomData)
+    }
+}
+
+impl<M: Microcloud> Actor for SinkActor<M> {
+    type Msg = SinkMsg;
+    type State = SinkState<M>;
+    type Arguments = SinkArgs<M>;
+
+    async fn pre_start(&self, _myself: ActorRef<SinkMsg>, args: SinkArgs<M>) -> Result<SinkState<M>, ActorProcessingErr> {
+        Ok(SinkState { microcloud: args.microcloud, events: args.events, stats: SinkStats::default() })
+    }
+
+    async fn handle(&self, _myself: ActorRef<SinkMsg>, message: SinkMsg, state: &mut SinkState<M>) -> Result<(), ActorProcessingErr> {
+        match message {
+            SinkMsg::Events(events) => state.events(&events).await,
+            SinkMsg::Deltas(deltas) => state.deltas(&deltas).await,
+            SinkMsg::Finish(reply) => {
+                let report = state.finish().await;
+                let _ = reply.send(report);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<M: Microcloud> SinkState<M> {
+    async fn events(&mut self, events: &[SessionEvent]) {
+        if let Some(log) = self.events.as_mut() {
+            for event in events {
+                match log.write(event) {
+                    Ok(()) => self.stats.events_logged += 1,
+                    Err(error) => {
+                        self.stats.log_errors += 1;
+                        tracing::error!(error = %error, "cannot write the session-event log");
+                    }
+                }
+            }
+        }
+        match self.microcloud.publish(events).await {
+            Ok(()) => self.stats.events_published += events.len() as u64,
+            Err(error) => self.microcloud_failed("publish", &error),
+        }
+    }
+
+    async fn deltas(&mut self, deltas: &[BucketDelta]) {
+        match self.microcloud.add_buckets(deltas).await {
+            Ok(()) => self.stats.deltas += deltas.len() as u64,
+            Err(error) => self.microcloud_failed("add_buckets", &error),
+        }
+    }
+
+    fn microcloud_failed(&mut self, operation: &str, error: &dyn std::fmt::Display) {
+        self.stats.microcloud_errors += 1;
+        tracing::error!(operation, error = %error, "microcloud operation failed");
+    }
+
+    async fn finish(&mut self) -> SinkReport {
+        if let Some(log) = self.events.as_mut() {
+            if let Err(error) = log.flush() {
+                self.stats.log_errors += 1;
+                tracing::error!(error = %error, "cannot flush the session-event log");
+            }
+        }
+        let mut buckets = Vec::new();
+        match self.microcloud.bucket_epochs().await {
+            Ok(epochs) => {
+                for epoch in epochs {
+                    match self.microcloud.bucket_rows(epoch).await {
+                        Ok(rows) => buckets.push((epoch, rows)),
+                        Err(error) => self.microcloud_failed("bucket_rows", &error),
+                    }
+                }
+            }
+            Err(error) => self.microcloud_failed("bucket_epochs", &error),
+        }
+        SinkReport { stats: self.stats.clone(), buckets }
+    }
+}

@@ -1,0 +1,110 @@
+//! The summary printed at the end of an `analyze` run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::pipeline::capture::CaptureStats;
+use crate::pipeline::control::ControlStats;
+use crate::pipeline::shard_work::ShardStats;
+use crate::pipeline::sink::SinkStats;
+use crate::pipeline::writer::WriterStats;
+
+/// Everything counted during one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Capture files read, in merge order.
+    pub inputs: Vec<String>,
+    /// Wall-clock run time, seconds.
+    pub elapsed_s: f64,
+    /// Frames read per second of wall-clock time.
+    pub frames_per_s: f64,
+    /// Number of shard actors.
+    pub shards: usize,
+    /// Frames by kind, as the capture decoded them.
+    pub capture: CaptureStats,
+    /// Control-plane counters.
+    pub control: ControlStats,
+    /// User-plane counters summed over the shards.
+    pub user_plane: ShardStats,
+    /// Frames that belong to no subscriber, by reason.
+    pub unattributed: BTreeMap<&'static str, u64>,
+    /// Malformed frames and messages, by reason.
+    pub malformed: BTreeMap<&'static str, u64>,
+    /// Pcap writer counters, when subscribers were tracked.
+    pub pcap: Option<WriterStats>,
+    /// Event log and microcloud counters.
+    pub sink: SinkStats,
+    /// Report files written.
+    pub reports_written: usize,
+}
+
+impl Summary {
+    /// Fills the derived maps from the counters.
+    pub fn derive(&mut self) {
+        let mut unattributed = BTreeMap::new();
+        unattributed.insert("gpdu_unknown_tunnel", self.user_plane.gpdu_unknown_tunnel);
+        unattributed.insert("gpdu_late_buffer_full", self.user_plane.gpdu_late_buffer_full);
+        unattributed.insert("end_marker_unknown_tunnel", self.user_plane.end_marker_unknown_tunnel);
+        unattributed.insert("gtpc_unknown_session", self.control.unknown_session);
+        unattributed.insert("gtpc_path_management", self.control.path_management);
+        unattributed.insert("gtpu_echo", self.capture.gtpu_echo);
+        unattributed.insert("gtpu_error_indication", self.capture.gtpu_error_indication);
+        unattributed.insert("gtpu_other", self.capture.gtpu_other);
+        unattributed.retain(|_, count| *count > 0);
+        self.unattributed = unattributed;
+        let mut malformed = self.capture.malformed.clone();
+        for (reason, count) in &self.control.malformed {
+            *malformed.entry(reason).or_insert(0) += count;
+        }
+        self.malformed = malformed;
+    }
+
+    /// Renders the summary as text for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let c = &self.capture;
+        let _ = writeln!(out, "frames        {} ({} bytes) in {:.3} s, {:.0} frames/s, {} shard(s)", c.frames, c.bytes, self.elapsed_s, self.frames_per_s, self.shards);
+        let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  fragments held {}",
+            c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
+        let s = &self.control;
+        let _ = writeln!(out, "sessions      {} created, {} deleted, {} picked up, {} creates rejected, {} live at end ({} subscribers)",
+            s.sessions.sessions_created, s.sessions.sessions_deleted, s.sessions.sessions_picked_up, s.sessions.creates_rejected, s.live_sessions, s.live_subscribers);
+        let _ = writeln!(out, "  {} GTP-C frames attributed, {} responses paired, {} unpaired, {} events", s.attributed, s.sessions.responses_paired, s.sessions.responses_unpaired, s.events);
+        let u = &self.user_plane;
+        let _ = writeln!(out, "user plane    {} G-PDUs attributed ({} inner bytes), {} late-bound, {} End Markers attributed", u.gpdu_attributed, u.gpdu_attributed_bytes, u.gpdu_late_bound, u.end_marker_attributed);
+        let _ = writeln!(out, "flows         {} created, {} ended", u.flows_created, u.flows_expired);
+        write_map(&mut out, "unattributed", &self.unattributed);
+        write_map(&mut out, "malformed", &self.malformed);
+        if let Some(pcap) = &self.pcap {
+            let _ = writeln!(out, "pcap          {} frames into {} files, {} write errors", pcap.frames_written, pcap.files, pcap.write_errors.values().sum::<u64>());
+        }
+        let _ = writeln!(out, "reports       {} files; events logged {}; microcloud errors {}", self.reports_written, self.sink.events_logged, self.sink.microcloud_errors);
+        out
+    }
+}
+
+fn write_map(out: &mut String, title: &str, map: &BTreeMap<&'static str, u64>) {
+    if map.is_empty() {
+        let _ = writeln!(out, "{title:<13} none");
+        return;
+    }
+    let parts: Vec<String> = map.iter().map(|(reason, count)| format!("{reason} {count}")).collect();
+    let _ = writeln!(out, "{title:<13} {}", parts.join(", "));
+}
+
+/// Adds the counters of one shard to a total.
+pub fn add_shard(total: &mut ShardStats, shard: &ShardStats) {
+    total.gpdu_attributed += shard.gpdu_attributed;
+    total.gpdu_attributed_bytes += shard.gpdu_attributed_bytes;
+    total.gpdu_late_bound += shard.gpdu_late_bound;
+    total.gpdu_unknown_tunnel += shard.gpdu_unknown_tunnel;
+    total.gpdu_late_buffer_full += shard.gpdu_late_buffer_full;
+    total.end_marker_attributed += shard.end_marker_attributed;
+    total.end_marker_unknown_tunnel += shard.end_marker_unknown_tunnel;
+    total.events_applied += shard.events_applied;
+    total.flows_created += shard.flows_created;
+    total.flows_expired += shard.flows_expired;
+    total.tunnels = total.tunnels.max(shard.tunnels);
+}

@@ -1,0 +1,180 @@
+//! The pcap writer actor: merges the frames of the control actor and every shard into
+//! capture order and appends each to its subscriber's pcap file.
+//!
+//! Each source promises, with every batch, that it will send no record at or below its
+//! `through_seq` later. A record is written once every source's promise covers it, so files
+//! are in capture order (timestamp order for time-ordered input) whatever the actors'
+//! relative speed.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::PathBuf;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::output::pcap::{PcapOptions, PcapWriterSet};
+use crate::wire::LinkType;
+use crate::pipeline::records::WriterBatch;
+
+/// Messages of the pcap writer actor.
+#[derive(ractor_cluster::RactorMessage)]
+pub enum WriterMsg {
+    /// Records of one source and its progress.
+    Records(WriterBatch),
+    /// Writes what is left, closes every file and returns the counters.
+    Finish(RpcReplyPort<WriterStats>),
+}
+
+/// Counters of the pcap writer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WriterStats {
+    /// Frames written.
+    pub frames_written: u64,
+    /// Subscriber files written.
+    pub files: usize,
+    /// Frames that failed to be written, by error.
+    pub write_errors: BTreeMap<String, u64>,
+}
+
+/// What the pcap writer starts with.
+pub struct WriterArgs {
+    /// Directory of the `<IMSI>.pcap` files.
+    pub dir: PathBuf,
+    /// Number of sources: the control actor plus the shards.
+    pub sources: usize,
+    /// Maximum files kept open at once.
+    pub max_open_files: usize,
+}
+
+/// A queued record: where its batch is and which record it is.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    seq: u64,
+    source: usize,
+    batch: usize,
+    record: usize,
+}
+
+/// State of the pcap writer actor.
+pub struct WriterState {
+    files: PcapWriterSet,
+    progress: Vec<u64>,
+    queue: BinaryHeap<Reverse<Queued>>,
+    batches: Vec<Option<(WriterBatch, usize)>>,
+    free_slots: Vec<usize>,
+    stats: WriterStats,
+}
+
+/// The pcap writer actor.
+pub struct WriterActor;
+
+impl Actor for WriterActor {
+    type Msg = WriterMsg;
+    type State = WriterState;
+    type Arguments = WriterArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
+        let options = PcapOptions { max_open: args.max_open_files, ..PcapOptions::default() };
+        let files = PcapWriterSet::new(&args.dir, options)?;
+        Ok(WriterState {
+            files,
+            progress: vec![0; args.sources],
+            queue: BinaryHeap::new(),
+            batches: Vec::new(),
+            free_slots: Vec::new(),
+            stats: WriterStats::default(),
+        })
+    }
+
+    async fn handle(&self, _myself: ActorRef<WriterMsg>, message: WriterMsg, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
+        match message {
+            WriterMsg::Records(batch) => {
+                state.enqueue(batch);
+                state.write_ready();
+                state.flush_due();
+            }
+            WriterMsg::Finish(reply) => {
+                state.progress.iter_mut().for_each(|p| *p = u64::MAX);
+                state.write_ready();
+                let _ = reply.send(state.close());
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<WriterMsg>, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
+        state.files.flush_all()?;
+        Ok(())
+    }
+}
+
+impl WriterState {
+    fn enqueue(&mut self, batch: WriterBatch) {
+        if let Some(progress) = self.progress.get_mut(batch.source) {
+            *progress = (*progress).max(batch.through_seq);
+        }
+        if batch.records.is_empty() {
+            return;
+        }
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.batches.push(None);
+            self.batches.len() - 1
+        });
+        for (record, r) in batch.records.iter().enumerate() {
+            self.queue.push(Reverse(Queued { seq: r.seq, source: batch.source, batch: slot, record }));
+        }
+        let count = batch.records.len();
+        self.batches[slot] = Some((batch, count));
+    }
+
+    /// Writes every queued record that no source can still precede.
+    fn write_ready(&mut self) {
+        let limit = self.progress.iter().copied().min().unwrap_or(u64::MAX);
+        while self.queue.peek().is_some_and(|Reverse(q)| q.seq <= limit) {
+            let Some(Reverse(queued)) = self.queue.pop() else { break };
+            self.write_one(&queued);
+        }
+    }
+
+    fn write_one(&mut self, queued: &Queued) {
+        let Some(Some((batch, remaining))) = self.batches.get_mut(queued.batch) else { return };
+        let record = batch.records[queued.record];
+        let result = self.files.write(record.imsi, link_type_number(record.link), record.ts_us, record.orig_len, batch.bytes(&record));
+        match result {
+            Ok(()) => self.stats.frames_written += 1,
+            Err(error) => *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1,
+        }
+        *remaining -= 1;
+        if *remaining == 0 {
+            self.batches[queued.batch] = None;
+            self.free_slots.push(queued.batch);
+        }
+    }
+
+    /// Writes out buffers older than the flush interval, so a killed process leaves files
+    /// readable up to the last flush.
+    fn flush_due(&mut self) {
+        if let Err(error) = self.files.flush_due(std::time::Instant::now()) {
+            *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    fn close(&mut self) -> WriterStats {
+        if let Err(error) = self.files.close_all() {
+            *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1;
+        }
+        WriterStats { files: self.files.stats().opened as usize, ..self.stats.clone() }
+    }
+}
+
+/// The pcap link-type number written for frames of a link type (tcpdump.org link-layer
+/// header types; raw IP inputs of any flavour are written as LINKTYPE_RAW, 101).
+fn link_type_number(link: LinkType) -> u32 {
+    match link {
+        LinkType::Ethernet => 1,
+        LinkType::LinuxSll => 113,
+        LinkType::LinuxSll2 => 276,
+        LinkType::RawIp => 101,
+    }
+}

@@ -1,0 +1,132 @@
+//! `imsitrace analyze`: the main job on capture files.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use imsitrace::flow::FlowTimeouts;
+use imsitrace::microcloud::embedded::EmbeddedMicrocloud;
+use imsitrace::pipeline::records::Tracking;
+use imsitrace::pipeline::shard_work::ShardSettings;
+use imsitrace::pipeline::{analyze, AnalyzeConfig};
+use imsitrace::session::SessionConfig;
+use imsitrace::wire::control::Digits;
+
+/// Options of `imsitrace analyze`.
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng) or directories of them; several are merged by packet time.
+    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    inputs: Vec<PathBuf>,
+    /// Directory for the per-subscriber pcap files `<IMSI>.pcap`.
+    #[arg(long, value_name = "DIR")]
+    pcap_dir: Option<PathBuf>,
+    /// IMSI whose frames are written to the pcap directory (repeatable).
+    #[arg(long = "track", value_name = "IMSI")]
+    track: Vec<String>,
+    /// Write a pcap for every subscriber.
+    #[arg(long, conflicts_with = "track")]
+    track_all: bool,
+    /// Directory for the 5-minute reports `<epoch>.imsi`.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// File for the session-event log (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Number of shard actors (default: number of CPU cores).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// A flow ends after this many seconds without a packet.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90.0)]
+    idle_timeout: f64,
+    /// A flow is cut after this many seconds even while active; 0 disables the cut.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    active_timeout: f64,
+    /// Seconds of packet time a G-PDU of an unknown tunnel waits for its signalling; 0 disables.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    late_grace: f64,
+    /// Site name written into session events.
+    #[arg(long, value_name = "NAME", default_value = "local")]
+    site: String,
+    /// Frames per batch handed from the capture to the other actors.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    batch_size: usize,
+    /// Maximum pcap files open at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_open_files: usize,
+}
+
+/// Runs `imsitrace analyze`.
+pub fn run(args: AnalyzeArgs) -> Result<(), String> {
+    let json = args.json;
+    let config = config_from(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let summary = runtime.block_on(analyze(config, EmbeddedMicrocloud::new())).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", summary.to_text());
+    }
+    Ok(())
+}
+
+fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
+    let tracking = tracking_from(&args)?;
+    if !tracking.is_nobody() && args.pcap_dir.is_none() {
+        return Err("--track and --track-all need --pcap-dir DIR to say where the pcap files go".into());
+    }
+    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if shards == 0 || args.batch_size == 0 {
+        return Err("--shards and --batch-size must be at least 1".into());
+    }
+    let timeouts = FlowTimeouts {
+        idle_us: seconds_to_us("--idle-timeout", args.idle_timeout)?,
+        active_us: Some(seconds_to_us("--active-timeout", args.active_timeout)?).filter(|&us| us > 0),
+        close_linger_us: 1_000_000,
+    };
+    let shard = ShardSettings {
+        timeouts,
+        late_grace_us: seconds_to_us("--late-grace", args.late_grace)?,
+        late_capacity: 65_536,
+        end_marker_grace_us: 10_000_000,
+    };
+    Ok(AnalyzeConfig {
+        inputs: args.inputs,
+        shards,
+        batch_size: args.batch_size,
+        pool_size: 16 * shards + 16,
+        session: SessionConfig { site: args.site, ..SessionConfig::default() },
+        shard,
+        tracking,
+        pcap_dir: args.pcap_dir,
+        report_dir: args.report_dir,
+        events: args.events,
+        max_open_files: args.max_open_files.max(1),
+        progress: true,
+    })
+}
+
+fn tracking_from(args: &AnalyzeArgs) -> Result<Tracking, String> {
+    if args.track_all {
+        return Ok(Tracking::All);
+    }
+    if args.track.is_empty() {
+        return Ok(Tracking::Nobody);
+    }
+    let mut set = rustc_hash::FxHashSet::default();
+    for imsi in &args.track {
+        let digits = Digits::from_ascii(imsi.as_bytes()).filter(|d| (5..=15).contains(&d.len()));
+        let digits = digits.ok_or_else(|| format!("invalid IMSI {imsi:?} for --track: give 5 to 15 decimal digits"))?;
+        set.insert(digits);
+    }
+    Ok(Tracking::Listed(set))
+}
+
+fn seconds_to_us(option: &str, seconds: f64) -> Result<u64, String> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("invalid value {seconds} for {option}: give a number of seconds, 0 or more"));
+    }
+    Ok((seconds * 1e6).round() as u64)
+}
