@@ -94,15 +94,19 @@ fn check_counts(summary: &Value, truth: &Value) {
     assert_eq!(summary["malformed"].as_object().unwrap().len(), 0, "malformed: {}", summary["malformed"]);
 }
 
-/// The event log has one attach per established session and one reject per failed attempt.
+/// The event log has one attach per established session, one detach per session deleted in
+/// the capture and one reject per failed attempt.
 fn check_events(path: &Path, truth: &Value) {
     let text = std::fs::read_to_string(path).unwrap();
     let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count() as u64;
-    let counts = &truth["counts"];
-    let sessions = counts["sessions"].as_u64().unwrap() - counts["preexisting_sessions"].as_u64().unwrap();
-    assert_eq!(count("attach"), sessions, "attach events");
-    assert_eq!(count("reject"), counts["failed_attempts"].as_u64().unwrap(), "reject events");
+    let subscribers = truth["subscribers"].as_array().unwrap();
+    let sessions: usize = subscribers.iter().map(|s| s["sessions"].as_array().unwrap().len()).sum();
+    let failed: usize = subscribers.iter().map(|s| s["failed_attempts"].as_array().unwrap().len()).sum();
+    assert_eq!(count("attach"), sessions as u64, "attach events");
+    assert_eq!(count("reject"), failed as u64, "reject events");
+    let ended = subscribers.iter().flat_map(|s| s["sessions"].as_array().unwrap()).filter(|s| !s["end_ts"].is_null()).count();
+    assert_eq!(count("detach"), ended as u64, "detach events");
     let imsis: BTreeSet<&str> = events.iter().map(|e| e["imsi"].as_str().unwrap()).collect();
     let expected: BTreeSet<&str> = truth["subscribers"].as_array().unwrap().iter().map(|s| s["imsi"].as_str().unwrap()).collect();
     assert_eq!(imsis, expected, "subscribers in the event log");
