@@ -96,7 +96,7 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         inputs: args.inputs,
         shards,
         batch_size: args.batch_size,
-        pool_size: 16 * shards + 16,
+        pool_size: 64 * shards + 64,
         session: SessionConfig { site: args.site, ..SessionConfig::default() },
         shard,
         tracking,

@@ -13,6 +13,7 @@ use crate::pipeline::shard::ShardMsg;
 use crate::pipeline::sink::SinkMsg;
 use crate::pipeline::writer::WriterMsg;
 use crate::session::{Attribution, MessageContext, SessionConfig, SessionEvent, SessionStats, SessionTable};
+use crate::wire::control::Digits;
 use crate::wire::{parse_control, DecodeError};
 
 /// Messages of the control-plane actor.
@@ -170,13 +171,13 @@ impl ControlState {
     }
 
     /// Runs every message of one frame through the session table; returns its subscriber.
-    fn handle_frame(&mut self, batch: &FrameBatch, meta: &FrameMeta, events: &mut Vec<SessionEvent>) -> Option<imsi::Digits> {
+    fn handle_frame(&mut self, batch: &FrameBatch, meta: &FrameMeta, events: &mut Vec<SessionEvent>) -> Option<Digits> {
         self.stats.frames += 1;
         let payload = batch.payload(meta);
         let ctx = MessageContext { seq: meta.seq, ts_us: meta.ts_us, src: meta.src, dst: meta.dst };
         let mut subscriber = None;
         let mut attribution = Attribution::UnknownSession;
-        for (index, decoded) in parse_control(payload).enumerate() {
+        for decoded in parse_control(payload) {
             let msg = match decoded {
                 Ok(msg) => msg,
                 Err(error) => {
@@ -188,7 +189,7 @@ impl ControlState {
             if msg.anomalies.0 != 0 {
                 self.stats.anomalies += 1;
             }
-            let outcome = self.table.handle(&msg, (payload, index), ctx, events);
+            let outcome = self.table.handle(&msg, ctx, events);
             if let Attribution::Subscriber(imsi) = outcome {
                 subscriber = subscriber.or(Some(imsi));
             }
@@ -216,8 +217,4 @@ impl ControlState {
         stats.live_subscribers = self.table.subscriber_count();
         stats
     }
-}
-
-mod imsi {
-    pub use crate::wire::control::Digits;
 }

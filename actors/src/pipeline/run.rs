@@ -112,7 +112,9 @@ pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Res
         Ok(result) => result,
         Err(error) => Err(InputError { path: PathBuf::new(), message: format!("capture thread failed: {error}") }),
     };
+    tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "capture reached the end of input");
     let finished = finish_actors(&actors).await;
+    tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "actors finished");
     stop_actors(&actors);
     let capture = capture?;
     let (mut summary, report) = finished?;

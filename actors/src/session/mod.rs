@@ -12,3 +12,6 @@ mod v2;
 
 pub use event::{EventKind, SessionEvent, Tunnel, TunnelKey, TunnelRole};
 pub use table::{Attribution, MessageContext, SessionConfig, SessionStats, SessionTable};
+
+#[cfg(test)]
+mod tests;

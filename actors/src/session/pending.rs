@@ -2,15 +2,14 @@
 //!
 //! A response is paired with its request by the two peer IP addresses and the sequence
 //! number, never by UDP ports: a GTP entity may answer from another source port (TS 29.274
-//! §4.2.2.2, TS 29.060 §7.6). Each entry keeps a copy of the request's datagram so the
-//! request is decoded again when the response arrives, which keeps the table small.
+//! §4.2.2.2, TS 29.060 §7.6). Each entry keeps a copy of the decoded request.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::wire::control::{Digits, GtpVersion};
+use crate::wire::control::{ControlMessage, Digits, GtpVersion};
 
 /// Identifies an outstanding request: sender, receiver, version and sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,10 +27,10 @@ pub struct PendingKey {
 /// A request waiting for its response.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
-    /// The GTP-C bytes of the datagram that carried the request.
-    pub bytes: Vec<u8>,
-    /// Position of the request among the datagram's messages (piggybacked messages follow the first).
-    pub index: usize,
+    /// The decoded request, with its APN moved to `apn`.
+    pub message: ControlMessage<'static>,
+    /// The request's APN in wire form.
+    pub apn: Option<Vec<u8>>,
     /// Packet time of the request, microseconds since the epoch.
     pub ts_us: u64,
     /// Capture sequence number of the request frame.
@@ -98,4 +97,45 @@ impl PendingRequests {
     pub fn replaced(&self) -> u64 {
         self.replaced
     }
+}
+
+impl PendingRequest {
+    /// The request as decoded, APN included.
+    pub fn request(&self) -> ControlMessage<'_> {
+        let mut request = self.message.clone();
+        request.apn = self.apn.as_deref();
+        request
+    }
+}
+
+/// Copies a decoded message into one that borrows nothing; the APN is returned apart.
+pub fn detach(msg: &ControlMessage<'_>) -> (ControlMessage<'static>, Option<Vec<u8>>) {
+    let owned = ControlMessage {
+        apn: None,
+        version: msg.version,
+        message_type: msg.message_type,
+        teid: msg.teid,
+        sequence: msg.sequence,
+        cause: msg.cause,
+        imsi: msg.imsi,
+        msisdn: msg.msisdn,
+        imei: msg.imei,
+        rat: msg.rat,
+        uli: msg.uli,
+        rai: msg.rai,
+        serving_network: msg.serving_network,
+        ue_address: msg.ue_address,
+        fteids: msg.fteids.clone(),
+        bearers: msg.bearers.clone(),
+        ebi: msg.ebi,
+        teid_data_i: msg.teid_data_i,
+        teid_control: msg.teid_control,
+        nsapi: msg.nsapi,
+        teardown: msg.teardown,
+        gsn_addresses: msg.gsn_addresses.clone(),
+        charging_id: msg.charging_id,
+        recovery: msg.recovery,
+        anomalies: msg.anomalies,
+    };
+    (owned, msg.apn.map(<[u8]>::to_vec))
 }

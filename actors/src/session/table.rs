@@ -99,13 +99,11 @@ impl SessionTable {
         SessionTable { site: config.site.as_str().into(), config, next_id: 1, ..SessionTable::default() }
     }
 
-    /// Handles one decoded GTP-C message: the `index`-th message of the datagram `bytes`
-    /// (kept for pairing when it is a request). Events for the sessions it changed are
-    /// appended to `events`.
+    /// Handles one decoded GTP-C message; events for the sessions it changed are appended to
+    /// `events`.
     pub fn handle(
         &mut self,
         msg: &ControlMessage<'_>,
-        (bytes, index): (&[u8], usize),
         ctx: MessageContext,
         events: &mut Vec<SessionEvent>,
     ) -> Attribution {
@@ -117,15 +115,16 @@ impl SessionTable {
         if is_response(version, msg.message_type) {
             self.handle_response(version, msg, ctx, events)
         } else {
-            self.handle_request(version, msg, (bytes, index), ctx)
+            self.handle_request(version, msg, ctx)
         }
     }
 
-    fn handle_request(&mut self, version: GtpVersion, msg: &ControlMessage<'_>, (bytes, index): (&[u8], usize), ctx: MessageContext) -> Attribution {
+    fn handle_request(&mut self, version: GtpVersion, msg: &ControlMessage<'_>, ctx: MessageContext) -> Attribution {
         let session = self.resolve(ctx.dst, msg.teid, None);
         let imsi = session.and_then(|id| self.sessions.get(&id)).map(|s| s.imsi).or(msg.imsi);
         let key = PendingKey { requester: ctx.src, responder: ctx.dst, version, sequence: msg.sequence };
-        let request = PendingRequest { bytes: bytes.to_vec(), index, ts_us: ctx.ts_us, seq: ctx.seq, session, imsi };
+        let (message, apn) = crate::session::pending::detach(msg);
+        let request = PendingRequest { message, apn, ts_us: ctx.ts_us, seq: ctx.seq, session, imsi };
         self.pending.insert(key, request);
         self.stats.requests += 1;
         attribution_of(imsi)
@@ -159,7 +158,7 @@ impl SessionTable {
         ctx: MessageContext,
         events: &mut Vec<SessionEvent>,
     ) -> Option<Digits> {
-        let request = crate::wire::parse_control(&pending.bytes).nth(pending.index)?.ok()?;
+        let request = pending.request();
         let exchange = Exchange {
             request: &request,
             response,
