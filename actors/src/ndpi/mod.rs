@@ -152,7 +152,12 @@ impl Classify for Classifier {
         if !enough_packets && detected.app_protocol == 0 {
             return false;
         }
-        if !enough_packets && self.module.extra_dissection_possible(&mut state.flow) {
+        // Once nDPI names both the master protocol and the application (TLS.Facebook from the
+        // SNI, DNS.Google from the query), extra dissection only adds metadata (JA3, certificate
+        // details) that reports do not use, so feeding stops. A master protocol alone (TLS
+        // without a known SNI) may still be refined by the certificate, so dissection goes on.
+        let refined = detected.master_protocol != 0;
+        if !enough_packets && !refined && self.module.extra_dissection_possible(&mut state.flow) {
             return false;
         }
 

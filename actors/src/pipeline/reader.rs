@@ -77,26 +77,32 @@ fn timeval_us(header: &pcap::PacketHeader) -> u64 {
 }
 
 /// Reads frames from several files in packet-time order (a k-way merge, like mergecap).
+/// A single file is read straight from libpcap's buffer, without the merge's copy.
 pub struct MergedReader {
     sources: Vec<FileSource>,
     current: Option<usize>,
+    direct: bool,
 }
 
 impl MergedReader {
     /// Opens every file; fails on the first one that cannot be opened.
     pub fn open(paths: &[PathBuf]) -> Result<MergedReader, InputError> {
+        let direct = paths.len() == 1;
         let mut sources = Vec::with_capacity(paths.len());
         for path in paths {
             let mut source = FileSource::open(path)?;
-            if source.advance()? {
+            if direct || source.advance()? {
                 sources.push(source);
             }
         }
-        Ok(MergedReader { sources, current: None })
+        Ok(MergedReader { sources, current: None, direct })
     }
 
     /// Returns the next frame in time order, or `None` when every file is exhausted.
     pub fn next_frame(&mut self) -> Result<Option<ReadFrame<'_>>, InputError> {
+        if self.direct {
+            return self.next_direct();
+        }
         if let Some(index) = self.current.take() {
             if !self.sources[index].advance()? {
                 self.sources.swap_remove(index);
@@ -108,6 +114,20 @@ impl MergedReader {
         let source = &self.sources[index];
         let Some((ts_us, orig_len, data)) = source.head.as_ref() else { return Ok(None) };
         Ok(Some(ReadFrame { link: source.link, ts_us: *ts_us, orig_len: *orig_len, data }))
+    }
+}
+
+impl MergedReader {
+    fn next_direct(&mut self) -> Result<Option<ReadFrame<'_>>, InputError> {
+        let Some(source) = self.sources.first_mut() else { return Ok(None) };
+        let link = source.link;
+        match source.capture.next_packet() {
+            Ok(packet) => {
+                Ok(Some(ReadFrame { link, ts_us: timeval_us(packet.header), orig_len: packet.header.len, data: packet.data }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(InputError { path: source.path.clone(), message: e.to_string() }),
+        }
     }
 }
 

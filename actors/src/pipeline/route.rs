@@ -1,9 +1,11 @@
 //! Sorts decoded frames into batches: GTP-C to the control actor, GTP-U to the shards.
 //!
-//! Ordering contract: every data batch records how many control batches were sent before
-//! it (`control_needed`). A control batch is always sent before a data batch that follows
-//! it in capture order, and shards apply control events by capture sequence number, so a
-//! shard never sees a G-PDU before the signalling that precedes it in the capture.
+//! Ordering contract: every data batch records the number of the last control batch holding
+//! a control frame routed before it (`control_needed`); the shard waits for that batch, and
+//! applies control events by capture sequence number, so a shard never sees a G-PDU before
+//! the signalling that precedes it in the capture. An open control batch is sent when it is
+//! full, when the capture waits for a free batch, and on every full flush, so a shard never
+//! waits for a batch that is not sent.
 
 use ractor::ActorRef;
 
@@ -87,11 +89,13 @@ impl Router {
         let _ = self.targets.control.send_message(message);
     }
 
-    /// Sends the open batch of one shard, after any pending control batch.
+    /// Sends the open batch of one shard. It depends on every control frame routed so far,
+    /// including those of the control batch still open, which the shard waits for.
     pub fn flush_shard(&mut self, shard: usize) {
-        self.flush_control();
+        let control_open = self.control.as_ref().is_some_and(|b| !b.is_empty());
+        let control_needed = self.control_sent + u64::from(control_open);
         let batch = self.shards[shard].take().unwrap_or_default();
-        let message = ShardMsg::Data { batch, control_needed: self.control_sent, through_seq: self.seq };
+        let message = ShardMsg::Data { batch, control_needed, through_seq: self.seq };
         let _ = self.targets.shards[shard].send_message(message);
     }
 

@@ -99,15 +99,6 @@ impl PendingRequests {
     }
 }
 
-impl PendingRequest {
-    /// The request as decoded, APN included.
-    pub fn request(&self) -> ControlMessage<'_> {
-        let mut request = self.message.clone();
-        request.apn = self.apn.as_deref();
-        request
-    }
-}
-
 /// Copies a decoded message into one that borrows nothing; the APN is returned apart.
 pub fn detach(msg: &ControlMessage<'_>) -> (ControlMessage<'static>, Option<Vec<u8>>) {
     let owned = ControlMessage {

@@ -78,6 +78,15 @@ impl Session {
         }
     }
 
+    /// Takes the APN of a request kept for pairing (stored apart from the decoded message).
+    pub fn learn_apn(&mut self, wire: Option<&[u8]>) {
+        if let Some(wire) = wire {
+            let mut apn = String::new();
+            crate::wire::control::apn_to_dotted(wire, &mut apn);
+            self.apn = Some(apn);
+        }
+    }
+
     /// Takes the UE addresses a message carries, keeping the ones it leaves out.
     pub fn learn_ue_address(&mut self, msg: &ControlMessage<'_>) {
         let Some(address) = msg.ue_address else { return };

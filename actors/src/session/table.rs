@@ -85,7 +85,8 @@ pub struct SessionTable {
 
 /// A paired exchange being applied.
 pub(crate) struct Exchange<'m, 'r> {
-    pub request: &'m ControlMessage<'r>,
+    /// The request, with its APN kept apart in `pending.apn`.
+    pub request: &'m ControlMessage<'static>,
     pub response: &'m ControlMessage<'r>,
     pub pending: &'m PendingRequest,
     pub request_src: IpAddr,
@@ -158,16 +159,15 @@ impl SessionTable {
         ctx: MessageContext,
         events: &mut Vec<SessionEvent>,
     ) -> Option<Digits> {
-        let request = pending.request();
         let exchange = Exchange {
-            request: &request,
+            request: &pending.message,
             response,
             pending,
             request_src: ctx.dst,
             request_dst: ctx.src,
             response_ctx: ctx,
         };
-        match request.version? {
+        match pending.message.version? {
             GtpVersion::V1 => self.apply_v1(&exchange, events),
             GtpVersion::V2 => self.apply_v2(&exchange, events),
         }

@@ -41,6 +41,7 @@ impl SessionTable {
         let imsi = request.imsi?;
         let nsapi = request.nsapi.unwrap_or(0);
         let mut session = new_session(GtpVersion::V1, imsi, nsapi, request);
+        session.learn_apn(exchange.pending.apn.as_deref());
         if !is_accepted(GtpVersion::V1, response.cause) {
             self.stats.creates_rejected += 1;
             let ctx = self.event_context(exchange);
@@ -95,6 +96,7 @@ impl SessionTable {
         };
         let session = self.sessions.get_mut(&id)?;
         session.learn_identity(request);
+        session.learn_apn(exchange.pending.apn.as_deref());
         session.learn_ue_address(request);
         session.learn_ue_address(response);
         let nsapi = request.nsapi.unwrap_or(session.default_bearer);
@@ -121,6 +123,7 @@ impl SessionTable {
         }
         let nsapi = request.nsapi.unwrap_or(0);
         let mut session = new_session(GtpVersion::V1, imsi, nsapi, request);
+        session.learn_apn(exchange.pending.apn.as_deref());
         session.learn_ue_address(response);
         let sgsn = gsn_addresses(request, exchange.request_src);
         let ggsn = gsn_addresses(response, exchange.request_dst);

@@ -47,6 +47,7 @@ impl SessionTable {
         let imsi = request.imsi.or(owner)?;
         let ebi = request.bearers.iter().find_map(|b| b.ebi).unwrap_or(DEFAULT_EBI);
         let mut session = new_session(GtpVersion::V2, imsi, ebi, request);
+        session.learn_apn(exchange.pending.apn.as_deref());
         if !is_accepted(GtpVersion::V2, response.cause) {
             self.stats.creates_rejected += 1;
             let ctx = self.event_context(exchange);
@@ -75,6 +76,7 @@ impl SessionTable {
         let id = exchange.pending.session?;
         let session = self.sessions.get_mut(&id)?;
         session.learn_identity(request);
+        session.learn_apn(exchange.pending.apn.as_deref());
         let mut changes = TunnelChanges::default();
         for bearer in request.bearers.iter().chain(&response.bearers) {
             replace_bearer_tunnels(session, bearer, &mut changes);

@@ -396,14 +396,21 @@ impl ControlMessage<'_> {
     /// Writes the APN in dotted form ("internet.mnc001.mcc001.gprs") into `out`.
     pub fn apn_dotted(&self, out: &mut String) {
         out.clear();
-        let Some(mut wire) = self.apn else { return };
-        while let Some((&label_len, rest)) = wire.split_first() {
-            let label_len = usize::from(label_len).min(rest.len());
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.extend(rest[..label_len].iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }));
-            wire = &rest[label_len..];
+        if let Some(wire) = self.apn {
+            apn_to_dotted(wire, out);
         }
+    }
+}
+
+/// Appends an APN in wire form (length-prefixed labels, TS 23.003 §9.1) to `out` in dotted
+/// form; non-printable bytes become `?`.
+pub fn apn_to_dotted(mut wire: &[u8], out: &mut String) {
+    while let Some((&label_len, rest)) = wire.split_first() {
+        let label_len = usize::from(label_len).min(rest.len());
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.extend(rest[..label_len].iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }));
+        wire = &rest[label_len..];
     }
 }
