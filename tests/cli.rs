@@ -31,7 +31,8 @@ fn invalid_imsi_rejected() {
     let input = data("gtpgen/small.pcap");
     let (code, stderr) = stderr_of(&["analyze", input.to_str().unwrap(), "--track", "12ab", "--pcap-dir", "/tmp"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("\"12ab\"") && stderr.contains("5 to 15 decimal digits"), "{stderr}");
+    assert!(stderr.contains("\"12ab\""), "{stderr}");
+    assert!(stderr.contains("5 to 15 decimal digits"), "{stderr}");
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn check_set(name: &str, shards: &str) {
     check_events(&dir.path().join("events.jsonl"), &truth);
 }
 
-/// Every subscriber's pcap holds exactly the truth's frames for that IMSI, in order.
+/// Checks that every subscriber's pcap contains exactly the truth's frames for that IMSI, in order.
 fn check_pcaps(input: &Path, pcap_dir: &Path, truth: &Value) {
     let original = read_pcap(input);
     let index = frame_index(&original);
@@ -48,7 +48,7 @@ fn check_pcaps(input: &Path, pcap_dir: &Path, truth: &Value) {
     assert_eq!(files, expected_files, "pcap files written");
 }
 
-/// Report rows summed by master protocol equal the truth's aggregates.
+/// Checks that report rows summed by master protocol equal the truth's aggregates.
 fn check_reports(report_dir: &Path, truth: &Value) {
     let mut ours: BTreeMap<(u64, String, String), (u64, u64, u64, u64, u64)> = BTreeMap::new();
     for row in read_reports(report_dir) {
@@ -82,7 +82,7 @@ fn check_reports(report_dir: &Path, truth: &Value) {
     assert!(extra.is_empty(), "report rows the truth does not have: {extra:?}");
 }
 
-/// Frame counts by kind and the unattributed total equal the truth's.
+/// Checks that frame counts by kind and the unattributed total equal the truth's.
 fn check_counts(summary: &Value, truth: &Value) {
     let counts = &truth["counts"];
     let capture = &summary["capture"];
@@ -94,8 +94,8 @@ fn check_counts(summary: &Value, truth: &Value) {
     assert_eq!(summary["malformed"].as_object().unwrap().len(), 0, "malformed: {}", summary["malformed"]);
 }
 
-/// The event log has one attach per established session, one detach per session deleted in
-/// the capture and one reject per failed attempt.
+/// Checks that the event log has one attach per established session, one detach per session
+/// deleted in the capture and one reject per failed attempt.
 fn check_events(path: &Path, truth: &Value) {
     let text = std::fs::read_to_string(path).unwrap();
     let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -24,7 +24,7 @@ pub struct RawFrame {
     pub len: u32,
 }
 
-/// What the capture decoded of a frame, so the receiver does not decode L2-L4 again.
+/// Decoded fields of a frame, kept so the receiver does not decode L2-L4 again.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameMeta {
     /// Capture sequence number: position of the frame in the merged input, from 1.
@@ -79,7 +79,7 @@ impl FrameBatch {
         self.frames.len()
     }
 
-    /// True when the batch holds no frame.
+    /// True when the batch contains no frame.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
@@ -91,24 +91,24 @@ impl FrameBatch {
         start
     }
 
-    /// The UDP payload of a frame.
+    /// Returns the UDP payload of a frame.
     pub fn payload(&self, meta: &FrameMeta) -> &[u8] {
         let start = meta.payload_start as usize;
         self.arena.get(start..start + meta.payload_len as usize).unwrap_or(&[])
     }
 
-    /// The inner packet (T-PDU) of a GTP-U frame.
+    /// Returns the inner packet (T-PDU) of a GTP-U frame.
     pub fn tpdu(&self, meta: &FrameMeta) -> &[u8] {
         self.payload(meta).get(usize::from(meta.tpdu_offset)..).unwrap_or(&[])
     }
 
-    /// The original frames of a decoded frame.
+    /// Returns the original frames of a decoded frame.
     pub fn raw_frames(&self, meta: &FrameMeta) -> &[RawFrame] {
         let first = meta.raw_first as usize;
         self.raw.get(first..first + usize::from(meta.raw_count)).unwrap_or(&[])
     }
 
-    /// The captured bytes of an original frame.
+    /// Returns the captured bytes of an original frame.
     pub fn raw_bytes(&self, raw: &RawFrame) -> &[u8] {
         let start = raw.start as usize;
         self.arena.get(start..start + raw.len as usize).unwrap_or(&[])

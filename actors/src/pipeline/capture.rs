@@ -159,7 +159,7 @@ fn route_user(router: &mut Router, counters: &mut Counters, frame: &ReadFrame<'_
     router.route_user(shard, frame, gtp, fields);
 }
 
-/// The whole GTP-U message: header and T-PDU.
+/// Returns the whole GTP-U message: header and T-PDU.
 fn gtp_message<'a>(gtp: &GtpFrame<'a>) -> &'a [u8] {
     match gtp.pdu {
         GtpPdu::User(ref user) => user.message,

@@ -1,5 +1,5 @@
-//! The control-plane actor: runs the session table over GTP-C frames and tells the shards,
-//! the pcap writer and the microcloud what changed.
+//! The control-plane actor: runs the session table over GTP-C frames and sends what changed
+//! to the shards, the pcap writer and the microcloud.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ impl From<SessionStats> for SessionStatsView {
     }
 }
 
-/// What the control-plane actor starts with.
+/// Start arguments of the control-plane actor.
 pub struct ControlArgs {
     /// Session table settings.
     pub config: SessionConfig,
@@ -108,7 +108,7 @@ pub struct ControlArgs {
     pub sink: ActorRef<SinkMsg>,
     /// Tracked subscribers.
     pub tracking: Arc<Tracking>,
-    /// Where emptied batches go back.
+    /// Pool that receives emptied batches.
     pub pool: BatchPool,
 }
 

@@ -9,7 +9,7 @@ use crate::wire::LinkType;
 pub struct InputError {
     /// The file.
     pub path: PathBuf,
-    /// What libpcap or the decoder reported.
+    /// Error message from libpcap or the decoder.
     pub message: String,
 }
 
@@ -144,7 +144,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
         let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_capture_file(p)).collect();
         found.sort();
         if found.is_empty() {
-            return Err(InputError { path: input.clone(), message: "the directory holds no .pcap, .pcapng or .cap file".into() });
+            return Err(InputError { path: input.clone(), message: "no .pcap, .pcapng or .cap file found in the directory".into() });
         }
         files.extend(found);
     }

@@ -6,10 +6,10 @@ use crate::pipeline::batch::{FrameBatch, FrameMeta};
 use crate::wire::control::Digits;
 use crate::wire::LinkType;
 
-/// Which subscribers get their own pcap file.
+/// Selection of the subscribers that get their own pcap file.
 #[derive(Debug, Clone, Default)]
 pub enum Tracking {
-    /// Nobody: no pcap is written.
+    /// No subscriber: no pcap is written.
     #[default]
     Nobody,
     /// Every subscriber.
@@ -92,7 +92,7 @@ impl WriterBatch {
         }
     }
 
-    /// The bytes of a record.
+    /// Returns the bytes of a record.
     pub fn bytes(&self, record: &WriteRecord) -> &[u8] {
         let start = record.start as usize;
         self.arena.get(start..start + record.len as usize).unwrap_or(&[])

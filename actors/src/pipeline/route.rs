@@ -20,7 +20,7 @@ pub const GTPU_G_PDU: u8 = 255;
 /// GTP-U message type of an End Marker (TS 29.281 §7.3.2).
 pub const GTPU_END_MARKER: u8 = 254;
 
-/// Where the capture actor sends batches.
+/// Destinations of the capture actor's batches.
 #[derive(Clone)]
 pub struct Targets {
     /// The control-plane actor.

@@ -51,7 +51,7 @@ pub struct AnalyzeConfig {
     pub progress: bool,
 }
 
-/// Why a run failed.
+/// Failure of a run.
 #[derive(Debug)]
 pub enum AnalyzeError {
     /// An input could not be read.
@@ -184,7 +184,7 @@ where
 {
     match actor.call(make, None).await {
         Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
-        Ok(_) => Err(AnalyzeError::Actor(format!("the {what} actor did not answer"))),
+        Ok(_) => Err(AnalyzeError::Actor(format!("the {what} actor stopped before it replied"))),
         Err(error) => Err(AnalyzeError::Actor(format!("the {what} actor failed: {error}"))),
     }
 }

@@ -37,7 +37,7 @@ pub enum ShardMsg {
     Finish(RpcReplyPort<ShardStats>),
 }
 
-/// What a shard actor starts with.
+/// Start arguments of a shard actor.
 pub struct ShardArgs {
     /// Shard number.
     pub index: usize,
@@ -49,7 +49,7 @@ pub struct ShardArgs {
     pub writer: Option<ActorRef<WriterMsg>>,
     /// Microcloud sink for bucket deltas.
     pub sink: ActorRef<SinkMsg>,
-    /// Where emptied batches go back.
+    /// Pool that receives emptied batches.
     pub pool: BatchPool,
 }
 

@@ -1,6 +1,6 @@
-//! What a shard does with its frames, apart from messaging: applies session events in
-//! capture order, attributes G-PDUs to subscribers through the tunnel table, holds frames
-//! of unknown tunnels for late binding, and feeds flows and buckets.
+//! The work of a shard, apart from messaging: it applies session events in capture order,
+//! attributes G-PDUs to subscribers through the tunnel table, keeps frames of unknown
+//! tunnels for late binding, and feeds flows and buckets.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -108,8 +108,8 @@ impl<C: Classify> ShardWork<C> {
         }
     }
 
-    /// The highest sequence number up to which this shard's output is final: a held frame
-    /// may still be attributed, so progress stops just before the oldest one.
+    /// Returns the highest sequence number up to which this shard's output is final. A held
+    /// frame may still be attributed, so progress stops just before the oldest one.
     pub fn progress(&self, through_seq: u64) -> u64 {
         self.late.oldest_seq().map_or(through_seq, |oldest| through_seq.min(oldest.saturating_sub(1)))
     }
@@ -137,7 +137,7 @@ impl<C: Classify> ShardWork<C> {
         ShardStats { flows_created: flows.created, flows_expired: flows.expired_total(), tunnels: self.tunnels.len(), ..self.stats.clone() }
     }
 
-    /// The classifier, for protocol names.
+    /// Returns the classifier, for protocol names.
     pub fn classifier(&self) -> &C {
         &self.classifier
     }

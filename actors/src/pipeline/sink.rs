@@ -38,7 +38,7 @@ pub struct SinkStats {
     pub log_errors: u64,
 }
 
-/// What the sink returns at the end.
+/// Result of the sink at the end of a run.
 #[derive(Debug, Default)]
 pub struct SinkReport {
     /// Counters.
@@ -47,7 +47,7 @@ pub struct SinkReport {
     pub buckets: Vec<(u64, Vec<BucketDelta>)>,
 }
 
-/// What the sink starts with.
+/// Start arguments of the sink.
 pub struct SinkArgs<M> {
     /// The microcloud backend.
     pub microcloud: M,

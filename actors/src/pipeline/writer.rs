@@ -37,7 +37,7 @@ pub struct WriterStats {
     pub write_errors: BTreeMap<String, u64>,
 }
 
-/// What the pcap writer starts with.
+/// Start arguments of the pcap writer.
 pub struct WriterArgs {
     /// Directory of the `<IMSI>.pcap` files.
     pub dir: PathBuf,
@@ -168,8 +168,8 @@ impl WriterState {
     }
 }
 
-/// The pcap link-type number written for frames of a link type (tcpdump.org link-layer
-/// header types; raw IP inputs of any flavour are written as LINKTYPE_RAW, 101).
+/// Returns the pcap link-type number written for frames of a link type (tcpdump.org
+/// link-layer header types). Raw IP inputs of any flavour are written as LINKTYPE_RAW, 101.
 fn link_type_number(link: LinkType) -> u32 {
     match link {
         LinkType::Ethernet => 1,

@@ -1,7 +1,7 @@
 //! Requests waiting for their response.
 //!
 //! A response is paired with its request by the two peer IP addresses and the sequence
-//! number, never by UDP ports: a GTP entity may answer from another source port (TS 29.274
+//! number, never by UDP ports, because a GTP entity may respond from another source port (TS 29.274
 //! §4.2.2.2, TS 29.060 §7.6). Each entry keeps a copy of the decoded request.
 
 use std::collections::VecDeque;
@@ -59,7 +59,7 @@ impl PendingRequests {
         }
     }
 
-    /// Removes and returns the request a response answers.
+    /// Removes and returns the request that a response belongs to.
     pub fn take(&mut self, key: &PendingKey) -> Option<PendingRequest> {
         self.entries.remove(key)
     }

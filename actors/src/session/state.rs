@@ -1,5 +1,5 @@
 //! One subscriber session (a GTPv1 PDP context with its secondaries, or a GTPv2 PDN
-//! connection with its bearers) as the control plane knows it.
+//! connection with its bearers) as the control plane has learned it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -46,7 +46,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// Every control key of the session, radio side first.
+    /// Returns every control key of the session, radio side first.
     pub fn control_keys(&self) -> impl Iterator<Item = TunnelKey> + '_ {
         self.radio_control.iter().chain(&self.core_control).copied()
     }
@@ -156,7 +156,7 @@ impl Session {
     }
 }
 
-/// What an event needs from the exchange that caused it.
+/// Values an event takes from the exchange that caused it.
 #[derive(Debug, Clone)]
 pub struct EventContext {
     /// Packet time of the response, microseconds.

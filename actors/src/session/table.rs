@@ -25,7 +25,7 @@ impl Default for SessionConfig {
     }
 }
 
-/// Where one GTP-C message belongs, for attribution and counting.
+/// Owner of one GTP-C message, for attribution and counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attribution {
     /// A message of this subscriber's session (including rejected creates).

@@ -104,8 +104,8 @@ fn rejected_create_attributed_without_session() {
 
 #[test]
 fn response_from_other_port_still_paired() {
-    // Pairing uses the peer addresses and the sequence number only; the UDP ports are not part
-    // of the message context at all, so a response from an ephemeral port pairs like any other.
+    // Pairing uses the peer addresses and the sequence number only. UDP ports are not part of
+    // the message context, so a response from an ephemeral port pairs like any other.
     let mut feed = Feed::new();
     create_session(&mut feed, 7, 16, 0x100, 0x200, 0x300);
     assert_eq!(feed.table.stats().responses_paired, 1);
@@ -181,7 +181,7 @@ fn delete_session_detaches_and_forgets_control_teid() {
     assert_eq!(feed.kinds(), [EventKind::Attach, EventKind::Detach]);
     assert_eq!(feed.events[1].removed.len(), 1);
     assert_eq!(feed.table.session_count(), 0);
-    // A later message on the old control TEID belongs to nobody.
+    // A later message on the old control TEID belongs to no session.
     assert_eq!(feed.send(&v2(mt::V2_MODIFY_BEARER_REQUEST, 0x200, 3), MME, SGW, 5), Attribution::UnknownSession);
 }
 

@@ -68,8 +68,8 @@ impl SessionTable {
         Some(imsi)
     }
 
-    /// Modify Bearer / Modify Access Bearers: the radio side announces its (new) endpoints in
-    /// the bearers to be modified; the response may announce new core-side ones.
+    /// Applies Modify Bearer and Modify Access Bearers. The request's bearer contexts carry the
+    /// radio side's (new) endpoints, and the response may carry new core-side ones.
     fn modify_bearers(&mut self, exchange: &Exchange<'_, '_>, events: &mut Vec<SessionEvent>) -> Option<Digits> {
         let (request, response) = (exchange.request, exchange.response);
         let ctx = self.event_context(exchange);
@@ -171,8 +171,8 @@ impl SessionTable {
         events.push(session.event(kind, &ctx, Vec::new(), removed));
     }
 
-    /// The session a delete addresses: the PDN connection owning the Linked EBI when several
-    /// share the control TEID.
+    /// Returns the session a delete addresses: the PDN connection owning the Linked EBI when
+    /// several share the control TEID.
     fn pending_session_for(&self, exchange: &Exchange<'_, '_>, ebi: Option<u8>) -> Option<u64> {
         let cause = exchange.response.cause;
         if !is_accepted(GtpVersion::V2, cause) && !is_context_gone(GtpVersion::V2, cause) {

@@ -19,7 +19,7 @@ pub struct HeldFrame {
 }
 
 impl HeldFrame {
-    /// The held frame's metadata.
+    /// Returns the held frame's metadata.
     pub fn meta(&self) -> Option<&FrameMeta> {
         self.batch.frames.first()
     }
@@ -35,7 +35,7 @@ pub struct LateBuffer {
 }
 
 impl LateBuffer {
-    /// Creates a buffer that holds at most `capacity` frames.
+    /// Creates a buffer for at most `capacity` frames.
     pub fn new(capacity: usize) -> LateBuffer {
         LateBuffer { capacity, ..LateBuffer::default() }
     }
