@@ -63,6 +63,12 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
     let json = args.json;
     let config = config_from(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let stop = config.stop.clone();
+    runtime.spawn(async move {
+        wait_for_stop_signal().await;
+        eprintln!("imsitrace: interrupted, finishing the frames read so far and closing the outputs");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     let summary = runtime.block_on(analyze(config, EmbeddedMicrocloud::new())).map_err(|e| e.to_string())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
@@ -105,6 +111,7 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         events: args.events,
         max_open_files: args.max_open_files.max(1),
         progress: true,
+        stop: Default::default(),
     })
 }
 
@@ -129,4 +136,17 @@ fn seconds_to_us(option: &str, seconds: f64) -> Result<u64, String> {
         return Err(format!("invalid value {seconds} for {option}: give a number of seconds, 0 or more"));
     }
     Ok((seconds * 1e6).round() as u64)
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,6 +27,8 @@ pub struct CaptureConfig {
     pub pool_size: usize,
     /// Print a progress line on stderr once a second when stderr is a terminal.
     pub progress: bool,
+    /// Set by a signal handler to end the input early; what was read is processed normally.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Frame counters of the capture loop.
@@ -60,6 +64,8 @@ pub struct CaptureStats {
     pub last_ts_us: u64,
     /// Times the capture waited for consumers to return a batch.
     pub pool_waits: u64,
+    /// True when a stop request ended the input before the end of the files.
+    pub stopped_early: bool,
 }
 
 /// Counters kept in a fixed array on the packet path and turned into [`CaptureStats`] at the end.
@@ -105,6 +111,10 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
         if router.seq % config.flush_every == 0 {
             router.flush_all();
             progress.tick(&counters.stats);
+            if config.stop.load(Ordering::Relaxed) {
+                counters.stats.stopped_early = true;
+                break;
+            }
         }
     }
     router.flush_all();

@@ -49,6 +49,8 @@ pub struct AnalyzeConfig {
     pub max_open_files: usize,
     /// Print a progress line on a terminal.
     pub progress: bool,
+    /// Set to end the input early (e.g. on SIGINT); outputs are still flushed and closed.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Failure of a run.
@@ -105,6 +107,7 @@ pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Res
         flush_every: 16_384,
         pool_size: config.pool_size,
         progress: config.progress,
+        stop: config.stop.clone(),
     };
     let targets = Targets { control: actors.control.clone(), shards: actors.shards.clone() };
     let capture = tokio::task::spawn_blocking(move || run_capture(&capture_config, targets, pool)).await;
