@@ -95,6 +95,36 @@ fn ndpi_gtp_c_create_and_delete() {
     assert_eq!(summary["control"]["attributed"], 4);
 }
 
+/// A response sent from another UDP source port than the one its request went to is still
+/// paired: pairing uses the peer addresses and the sequence number.
+#[test]
+fn response_from_other_source_port_paired() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcap = std::fs::read(data("captures/ndpi/gtp_c.pcap")).unwrap();
+    // tshark -e udp.srcport -e udp.dstport -e udp.checksum: requests 1024 -> 2123, responses
+    // 2123 -> 1024, UDP checksums 0, Ethernet + 20-byte IPv4 headers. Requests now leave from
+    // 2123; responses come from 40000 and go to 2123.
+    let ports = [(2123u16, 2123u16), (40000, 2123), (2123, 2123), (40000, 2123)];
+    let mut at = 24;
+    for (src, dst) in ports {
+        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let udp = at + 16 + 14 + 20;
+        pcap[udp..udp + 2].copy_from_slice(&src.to_be_bytes());
+        pcap[udp + 2..udp + 4].copy_from_slice(&dst.to_be_bytes());
+        at += 16 + caplen;
+    }
+    let path = dir.path().join("other-port.pcap");
+    std::fs::write(&path, &pcap).unwrap();
+    let events = dir.path().join("events.jsonl");
+    let output = imsitrace(&["analyze", path.to_str().unwrap(), "--json", "--events", events.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["control"]["responses_paired"], 2);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(kinds(&events), ["attach", "detach"]);
+}
+
 /// GTPv1 Create PDP Context: TEIDs and the user-plane GSN addresses.
 #[test]
 fn zeek_gtpv1_create_pdp_context() {

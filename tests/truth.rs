@@ -44,6 +44,7 @@ fn check_pcaps(input: &Path, pcap_dir: &Path, truth: &Value) {
             .collect();
         assert_eq!(got, expected, "IMSI {imsi}: frames in its pcap");
     }
+    check_tshark_reads(pcap_dir, &expected_files);
     let files: BTreeSet<String> = std::fs::read_dir(pcap_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(files, expected_files, "pcap files written");
 }
