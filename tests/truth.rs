@@ -49,6 +49,22 @@ fn check_pcaps(input: &Path, pcap_dir: &Path, truth: &Value) {
     assert_eq!(files, expected_files, "pcap files written");
 }
 
+/// Checks that tshark reads every written pcap to its end; skipped when tshark is not installed.
+fn check_tshark_reads(pcap_dir: &Path, files: &BTreeSet<String>) {
+    if std::process::Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("tshark not found: skipping the tshark read check (scripts/setup.sh installs it)");
+        return;
+    }
+    for name in files {
+        let path = pcap_dir.join(name);
+        let args = ["-r", path.to_str().unwrap(), "-T", "fields", "-e", "frame.number"];
+        let output = std::process::Command::new("tshark").args(args).output().unwrap();
+        assert!(output.status.success(), "tshark failed on {name}: {}", String::from_utf8_lossy(&output.stderr));
+        let frames = String::from_utf8_lossy(&output.stdout).lines().count();
+        assert_eq!(frames, read_pcap(&path).frames.len(), "{name}: frames read by tshark");
+    }
+}
+
 /// Checks that report rows summed by master protocol equal the truth's aggregates.
 fn check_reports(report_dir: &Path, truth: &Value) {
     let mut ours: BTreeMap<(u64, String, String), (u64, u64, u64, u64, u64)> = BTreeMap::new();
