@@ -108,15 +108,19 @@ pub struct PcapOptions {
     /// Maximum number of files a [`PcapWriterSet`] keeps open. Opening one more closes the
     /// least recently written one.
     pub max_open: usize,
+    /// When true, a [`PcapWriterSet`] replaces a file left by an earlier run the first time it
+    /// opens it; when false it appends to it.
+    pub replace_existing: bool,
 }
 
 impl Default for PcapOptions {
-    /// 64 KiB buffers, 1 s flush interval, 256 open files.
+    /// 64 KiB buffers, 1 s flush interval, 256 open files, appending to existing files.
     fn default() -> Self {
         PcapOptions {
             buffer_bytes: 64 * 1024,
             flush_interval: Duration::from_secs(1),
             max_open: 256,
+            replace_existing: false,
         }
     }
 }

@@ -142,10 +142,14 @@ impl<C: Classify> ShardWork<C> {
         &self.classifier
     }
 
+    /// Applies the queued events that precede capture sequence number `seq`. Before each
+    /// event, held frames whose grace period ended by the event's time are given up, so an
+    /// event binds only frames that were still waiting when it happened.
     fn apply_events_before(&mut self, seq: u64) {
         while self.events.front().is_some_and(|(events, index)| events[*index].seq < seq) {
             let Some((events, index)) = self.events.pop_front() else { break };
             let event = &events[index];
+            self.release_expired(event.ts_us);
             self.tunnels.apply(event);
             self.stats.events_applied += 1;
             for tunnel in &event.added {

@@ -75,7 +75,7 @@ impl Actor for WriterActor {
     type Arguments = WriterArgs;
 
     async fn pre_start(&self, _myself: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
-        let options = PcapOptions { max_open: args.max_open_files, ..PcapOptions::default() };
+        let options = PcapOptions { max_open: args.max_open_files, replace_existing: true, ..PcapOptions::default() };
         let files = PcapWriterSet::new(&args.dir, options)?;
         Ok(WriterState {
             files,

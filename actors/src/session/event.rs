@@ -78,7 +78,7 @@ pub struct SessionEvent {
     pub seq: u64,
     /// Site (probe) that observed the exchange.
     pub site: String,
-    /// Session identifier, unique within one node's run.
+    /// Session identifier, unique within one node's run; 0 for a rejected create (no session).
     pub session_id: u64,
     /// IMSI digits.
     pub imsi: String,

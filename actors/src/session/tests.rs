@@ -179,6 +179,8 @@ fn delete_session_detaches_and_forgets_control_teid() {
     response.cause = Some(16);
     feed.send(&response, SGW, MME, 4);
     assert_eq!(feed.kinds(), [EventKind::Attach, EventKind::Detach]);
+    assert_ne!(feed.events[0].session_id, 0, "attach names its session");
+    assert_eq!(feed.events[1].session_id, feed.events[0].session_id, "detach names the same session");
     assert_eq!(feed.events[1].removed.len(), 1);
     assert_eq!(feed.table.session_count(), 0);
     // A later message on the old control TEID belongs to no session.

@@ -58,8 +58,10 @@ impl SessionTable {
         add_v1_tunnel(&mut session, sgsn.user, request.teid_data_i, TunnelRole::Downlink, nsapi, &mut added);
         add_v1_tunnel(&mut session, ggsn.user, response.teid_data_i, TunnelRole::Uplink, nsapi, &mut added);
         let ctx = self.event_context(exchange);
-        events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
-        self.insert_session(session);
+        let id = self.insert_session(session);
+        if let Some(session) = self.sessions.get(&id) {
+            events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
+        }
         Some(imsi)
     }
 
@@ -134,8 +136,10 @@ impl SessionTable {
         add_v1_tunnel(&mut session, sgsn.user, request.teid_data_i, TunnelRole::Downlink, nsapi, &mut added);
         add_v1_tunnel(&mut session, ggsn.user, response.teid_data_i, TunnelRole::Uplink, nsapi, &mut added);
         let ctx = self.event_context(exchange);
-        events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
-        self.insert_session(session);
+        let id = self.insert_session(session);
+        if let Some(session) = self.sessions.get(&id) {
+            events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
+        }
         self.stats.sessions_picked_up += 1;
         Some(imsi)
     }

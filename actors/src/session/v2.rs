@@ -63,8 +63,10 @@ impl SessionTable {
             session.add_tunnel(tunnel, &mut added);
         }
         let ctx = self.event_context(exchange);
-        events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
-        self.insert_session(session);
+        let id = self.insert_session(session);
+        if let Some(session) = self.sessions.get(&id) {
+            events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
+        }
         Some(imsi)
     }
 

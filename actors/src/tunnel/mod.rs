@@ -99,3 +99,77 @@ impl TunnelTable {
         self.live.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::session::Tunnel;
+
+    fn tunnel(teid: u32, role: TunnelRole) -> Tunnel {
+        let addr = IpAddr::V4(Ipv4Addr::new(10, 40, 0, 1));
+        Tunnel { key: TunnelKey { addr, teid }, role, bearer: 5, interface: 1 }
+    }
+
+    fn event(kind: EventKind, session_id: u64, imsi: &str, added: Vec<Tunnel>, removed: Vec<Tunnel>) -> SessionEvent {
+        SessionEvent {
+            kind,
+            ts_us: 1_000_000,
+            request_ts_us: 1_000_000,
+            seq: 1,
+            site: "test".into(),
+            session_id,
+            imsi: imsi.into(),
+            msisdn: None,
+            imei: None,
+            apn: None,
+            rat: None,
+            uli: None,
+            serving_network: None,
+            ue_ipv4: None,
+            ue_ipv6: None,
+            gtp_version: 2,
+            message_type: 32,
+            cause: Some(16),
+            tunnels: added.clone(),
+            added,
+            removed,
+        }
+    }
+
+    #[test]
+    fn detach_removes_attached_tunnel() {
+        let mut table = TunnelTable::new(10_000_000);
+        let uplink = tunnel(7, TunnelRole::Uplink);
+        table.apply(&event(EventKind::Attach, 1, "001010000000001", vec![uplink], vec![]));
+        assert!(table.lookup(&uplink.key).is_some());
+        table.apply(&event(EventKind::Detach, 1, "001010000000001", vec![], vec![uplink]));
+        assert!(table.lookup(&uplink.key).is_none());
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn stale_removal_keeps_new_owner() {
+        let mut table = TunnelTable::new(10_000_000);
+        let uplink = tunnel(7, TunnelRole::Uplink);
+        table.apply(&event(EventKind::Attach, 1, "001010000000001", vec![uplink], vec![]));
+        table.apply(&event(EventKind::Attach, 2, "001010000000002", vec![uplink], vec![]));
+        table.apply(&event(EventKind::Detach, 1, "001010000000001", vec![], vec![uplink]));
+        let owner = table.lookup(&uplink.key).expect("new owner kept");
+        assert_eq!(owner.imsi.as_str(), "001010000000002");
+    }
+
+    #[test]
+    fn moved_downlink_kept_for_end_marker() {
+        let mut table = TunnelTable::new(10_000_000);
+        let old = tunnel(8, TunnelRole::Downlink);
+        let new = tunnel(9, TunnelRole::Downlink);
+        table.apply(&event(EventKind::Attach, 1, "001010000000001", vec![old], vec![]));
+        table.apply(&event(EventKind::Move, 1, "001010000000001", vec![new], vec![old]));
+        assert!(table.lookup(&old.key).is_none(), "G-PDUs on the old endpoint are not attributed");
+        assert!(table.lookup_end_marker(&old.key).is_some(), "an End Marker on it is");
+        table.expire(1_000_000 + 10_000_001);
+        assert!(table.lookup_end_marker(&old.key).is_none(), "until the grace period ends");
+    }
+}

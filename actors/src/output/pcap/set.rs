@@ -158,6 +158,14 @@ impl PcapWriterSet {
     fn open_file(&mut self, imsi: Digits, link_type: u32) -> Result<PcapFile, PcapError> {
         let path = self.path_of(imsi);
         let known_len = self.closed_len.get(&imsi).copied();
+        if known_len.is_none() && self.options.replace_existing {
+            match fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(FileError::on("replace", &path)(error).into());
+                }
+                _ => {}
+            }
+        }
         let file = PcapFile::open_expecting(&path, link_type, &self.options, known_len)?;
         if known_len.is_some() {
             self.stats.reopened += 1;

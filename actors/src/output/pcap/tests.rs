@@ -294,6 +294,7 @@ fn buffer_written_when_full() {
         buffer_bytes: 100,
         flush_interval: Duration::from_secs(3600),
         max_open: 1,
+        replace_existing: false,
     };
     let mut file = PcapFile::open(&path, RAW_IP, &options).expect("open");
     file.write(1_000_000, 28, &ipv4_udp(0)).expect("write");
@@ -451,4 +452,18 @@ fn io_error_names_path() {
     let message = error.to_string();
     assert!(message.starts_with("failed to open "), "{message}");
     assert!(message.contains("missing/x.pcap"), "{message}");
+}
+
+#[test]
+fn set_replaces_file_of_earlier_run() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let imsi = Digits::from_ascii(b"001010000000001").expect("digits");
+    let options = PcapOptions { replace_existing: true, ..PcapOptions::default() };
+    for _ in 0..2 {
+        let mut set = PcapWriterSet::new(dir.path(), options).expect("set");
+        set.write(imsi, RAW_IP, 1_000_000, 28, &ipv4_udp(0)).expect("write");
+        set.close_all().expect("close");
+    }
+    let len = fs::metadata(dir.path().join("001010000000001.pcap")).expect("metadata").len();
+    assert_eq!(len, 24 + 16 + 28, "one header and one record");
 }
