@@ -1,14 +1,16 @@
 //! imsitrace: follow mobile subscribers (IMSI) through GTP signalling and user plane.
 //!
 //! The crate has a pure core and an actor shell. The core has no tokio or ractor in it:
-//! [`wire`] decodes frames, [`session`] follows GTP-C sessions and owns the tunnel table,
-//! [`flow`] keeps per-subscriber flows, [`bucket`] aggregates expired flows into 5-minute
-//! buckets. [`ndpi`] classifies flows with nDPI. [`output`] writes pcap files, reports and
-//! event logs, [`microcloud`] holds the state shared between nodes, and [`pipeline`] wires
-//! the actors together.
+//! [`wire`] decodes frames, [`session`] follows GTP-C sessions and emits session events,
+//! [`tunnel`] maps user-plane tunnels to subscribers, [`flow`] keeps per-subscriber flows,
+//! [`bucket`] aggregates expired flows into 5-minute buckets, and [`batch`] carries frames
+//! between the actors. [`ndpi`] classifies flows with nDPI. [`output`] writes pcap files,
+//! reports and event logs, [`microcloud`] holds the state shared between nodes, and
+//! [`pipeline`] wires the actors together.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod bucket;
 pub mod flow;
 pub mod microcloud;

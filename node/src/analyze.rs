@@ -39,13 +39,13 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
     /// A flow ends after this many seconds without a packet.
-    #[arg(long, value_name = "SECONDS", default_value_t = 90.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 90.0, allow_negative_numbers = true)]
     idle_timeout: f64,
     /// A flow is cut after this many seconds even while active; 0 disables the cut.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, allow_negative_numbers = true)]
     active_timeout: f64,
     /// Seconds of packet time a G-PDU of an unknown tunnel waits for its signalling; 0 disables.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, allow_negative_numbers = true)]
     late_grace: f64,
     /// Site name written into session events.
     #[arg(long, value_name = "NAME", default_value = "local")]
@@ -61,6 +61,8 @@ pub struct AnalyzeArgs {
 /// Runs `imsitrace analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<(), String> {
     let json = args.json;
+    let tracked = args.track.clone();
+    let pcap_dir = args.pcap_dir.clone();
     let config = config_from(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     let stop = config.stop.clone();
@@ -75,7 +77,23 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
     } else {
         print!("{}", summary.to_text());
     }
-    Ok(())
+    warn_unseen_tracked(&tracked, pcap_dir.as_deref());
+    let failures = summary.failures();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\nimsitrace: "))
+    }
+}
+
+/// Warns about tracked IMSIs that got no pcap file because they never appeared.
+fn warn_unseen_tracked(tracked: &[String], pcap_dir: Option<&std::path::Path>) {
+    let Some(dir) = pcap_dir else { return };
+    for imsi in tracked {
+        if !dir.join(format!("{imsi}.pcap")).exists() {
+            eprintln!("imsitrace: tracked IMSI {imsi} does not appear in the input; no pcap was written for it");
+        }
+    }
 }
 
 fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
@@ -84,8 +102,11 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         return Err("--track and --track-all need --pcap-dir DIR to say where the pcap files go".into());
     }
     let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if shards == 0 || args.batch_size == 0 {
-        return Err("--shards and --batch-size must be at least 1".into());
+    if !(1..=MAX_SHARDS).contains(&shards) {
+        return Err(format!("invalid value {shards} for --shards: give 1 to {MAX_SHARDS} (each shard holds its own nDPI module and tunnel table)"));
+    }
+    if !(1..=65_536).contains(&args.batch_size) {
+        return Err(format!("invalid value {} for --batch-size: give 1 to 65536 frames", args.batch_size));
     }
     let timeouts = FlowTimeouts {
         idle_us: seconds_to_us("--idle-timeout", args.idle_timeout)?,
@@ -131,9 +152,14 @@ fn tracking_from(args: &AnalyzeArgs) -> Result<Tracking, String> {
     Ok(Tracking::Listed(set))
 }
 
+/// Upper bound of `--shards`.
+const MAX_SHARDS: usize = 256;
+/// Upper bound of every duration option: one year, in seconds.
+const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
 fn seconds_to_us(option: &str, seconds: f64) -> Result<u64, String> {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("invalid value {seconds} for {option}: give a number of seconds, 0 or more"));
+    if !seconds.is_finite() || !(0.0..=MAX_SECONDS).contains(&seconds) {
+        return Err(format!("invalid value {seconds} for {option}: give a number of seconds from 0 to {MAX_SECONDS}"));
     }
     Ok((seconds * 1e6).round() as u64)
 }

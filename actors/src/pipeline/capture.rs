@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::pipeline::batch::BatchPool;
+use crate::batch::BatchPool;
 use crate::pipeline::reader::{InputError, MergedReader, ReadFrame};
 use crate::pipeline::route::{self, Router, Targets, UserFields, GTPU_END_MARKER, GTPU_G_PDU};
 use crate::wire::{inner_packet, Decoded, Decoder, DecodeError, GtpFrame, GtpPdu, GtpVersion, UserPdu};
@@ -66,6 +66,9 @@ pub struct CaptureStats {
     pub pool_waits: u64,
     /// True when a stop request ended the input before the end of the files.
     pub stopped_early: bool,
+    /// Read errors that ended a file early (e.g. a file cut short in the middle of a frame);
+    /// the frames read before each error are processed.
+    pub read_errors: Vec<String>,
 }
 
 /// Counters kept in a fixed array on the packet path and turned into [`CaptureStats`] at the end.
@@ -99,7 +102,7 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     let mut router = Router::new(targets, pool, config.batch_size);
     let mut counters = Counters { stats: CaptureStats::default(), malformed: [0; DecodeError::COUNT] };
     let mut progress = Progress::new(config.progress);
-    while let Some(frame) = reader.next_frame()? {
+    while let Some(frame) = reader.next_frame() {
         router.seq += 1;
         count_frame(&mut counters.stats, &frame);
         match decoder.decode(frame.link, frame.ts_us, frame.data) {
@@ -119,6 +122,7 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     }
     router.flush_all();
     progress.done(&counters.stats);
+    counters.stats.read_errors = reader.errors.iter().map(|e| e.to_string()).collect();
     Ok(counters.finish(router.pool_waits))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
-use crate::pipeline::batch::{BatchPool, FrameBatch, FrameMeta};
+use crate::batch::{BatchPool, FrameBatch, FrameMeta};
 use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::shard::ShardMsg;
 use crate::pipeline::sink::SinkMsg;

@@ -5,7 +5,6 @@
 //!        '--G-PDU by inner flow--> shard k --flows--> buckets --> sink (microcloud)
 //! control, shards --frames of tracked subscribers--> pcap writer
 //! ```
-pub mod batch;
 pub mod capture;
 pub mod control;
 pub mod reader;

@@ -82,6 +82,8 @@ pub struct MergedReader {
     sources: Vec<FileSource>,
     current: Option<usize>,
     direct: bool,
+    /// Read errors met after a file was opened; that file's frames end there.
+    pub errors: Vec<InputError>,
 }
 
 impl MergedReader {
@@ -95,38 +97,49 @@ impl MergedReader {
                 sources.push(source);
             }
         }
-        Ok(MergedReader { sources, current: None, direct })
+        Ok(MergedReader { sources, current: None, direct, errors: Vec::new() })
     }
 
-    /// Returns the next frame in time order, or `None` when every file is exhausted.
-    pub fn next_frame(&mut self) -> Result<Option<ReadFrame<'_>>, InputError> {
+    /// Returns the next frame in time order, or `None` when every file is exhausted. A read
+    /// error (a file cut short, say) ends that file: it is recorded in `errors` and the
+    /// other files go on.
+    pub fn next_frame(&mut self) -> Option<ReadFrame<'_>> {
         if self.direct {
             return self.next_direct();
         }
         if let Some(index) = self.current.take() {
-            if !self.sources[index].advance()? {
-                self.sources.swap_remove(index);
+            match self.sources[index].advance() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.sources.swap_remove(index);
+                }
+                Err(error) => {
+                    self.errors.push(error);
+                    self.sources.swap_remove(index);
+                }
             }
         }
         let earliest = self.sources.iter().enumerate().filter_map(|(i, s)| s.head.as_ref().map(|h| (h.0, i))).min();
-        let Some((_, index)) = earliest else { return Ok(None) };
+        let (_, index) = earliest?;
         self.current = Some(index);
         let source = &self.sources[index];
-        let Some((ts_us, orig_len, data)) = source.head.as_ref() else { return Ok(None) };
-        Ok(Some(ReadFrame { link: source.link, ts_us: *ts_us, orig_len: *orig_len, data }))
+        let (ts_us, orig_len, data) = source.head.as_ref()?;
+        Some(ReadFrame { link: source.link, ts_us: *ts_us, orig_len: *orig_len, data })
     }
 }
 
 impl MergedReader {
-    fn next_direct(&mut self) -> Result<Option<ReadFrame<'_>>, InputError> {
-        let Some(source) = self.sources.first_mut() else { return Ok(None) };
+    fn next_direct(&mut self) -> Option<ReadFrame<'_>> {
+        let MergedReader { sources, errors, .. } = self;
+        let source = sources.first_mut().filter(|_| errors.is_empty())?;
         let link = source.link;
         match source.capture.next_packet() {
-            Ok(packet) => {
-                Ok(Some(ReadFrame { link, ts_us: timeval_us(packet.header), orig_len: packet.header.len, data: packet.data }))
+            Ok(packet) => Some(ReadFrame { link, ts_us: timeval_us(packet.header), orig_len: packet.header.len, data: packet.data }),
+            Err(pcap::Error::NoMorePackets) => None,
+            Err(e) => {
+                errors.push(InputError { path: source.path.clone(), message: e.to_string() });
+                None
             }
-            Err(pcap::Error::NoMorePackets) => Ok(None),
-            Err(e) => Err(InputError { path: source.path.clone(), message: e.to_string() }),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::pipeline::batch::{FrameBatch, FrameMeta};
+use crate::batch::{FrameBatch, FrameMeta};
 use crate::wire::control::Digits;
 use crate::wire::LinkType;
 

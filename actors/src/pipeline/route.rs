@@ -9,7 +9,7 @@
 
 use ractor::ActorRef;
 
-use crate::pipeline::batch::{BatchPool, FrameBatch, FrameMeta, RawFrame};
+use crate::batch::{BatchPool, FrameBatch, FrameMeta, RawFrame};
 use crate::pipeline::control::ControlMsg;
 use crate::pipeline::shard::ShardMsg;
 use crate::pipeline::reader::ReadFrame;

@@ -9,7 +9,7 @@ use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::microcloud::Microcloud;
 use crate::output::events::EventsWriter;
-use crate::pipeline::batch::BatchPool;
+use crate::batch::BatchPool;
 use crate::pipeline::capture::{run_capture, CaptureConfig};
 use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
 use crate::pipeline::reader::{expand_inputs, InputError};
@@ -142,6 +142,8 @@ async fn spawn_actors<M: Microcloud>(config: &AnalyzeConfig, microcloud: M, pool
     let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events }).await.map_err(actor_error("sink"))?;
     let writer = match (&config.pcap_dir, tracking.is_nobody()) {
         (Some(dir), false) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AnalyzeError::Output(format!("cannot create the pcap directory {}: {e}", dir.display())))?;
             let args = WriterArgs { dir: dir.clone(), sources: 1 + config.shards, max_open_files: config.max_open_files };
             Some(Actor::spawn(None, WriterActor, args).await.map_err(actor_error("pcap writer"))?.0)
         }

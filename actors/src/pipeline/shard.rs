@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::ndpi::Classifier;
-use crate::pipeline::batch::{BatchPool, FrameBatch};
+use crate::batch::{BatchPool, FrameBatch};
 use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::shard_work::{ShardSettings, ShardStats, ShardWork};
 use crate::pipeline::sink::SinkMsg;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::bucket::{BucketDelta, Buckets};
 use crate::flow::classify::Classify;
 use crate::flow::{FlowTable, FlowTimeouts};
-use crate::pipeline::batch::{FrameBatch, FrameMeta};
+use crate::batch::{FrameBatch, FrameMeta};
 use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::route::{GTPU_END_MARKER, GTPU_G_PDU};
 use crate::session::{SessionEvent, TunnelKey};

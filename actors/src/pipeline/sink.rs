@@ -101,7 +101,10 @@ impl<M: Microcloud> SinkState<M> {
                     Ok(()) => self.stats.events_logged += 1,
                     Err(error) => {
                         self.stats.log_errors += 1;
-                        tracing::error!(error = %error, "cannot write the session-event log");
+                        // The first failure and then one in a thousand: a full disk fails every write.
+                        if self.stats.log_errors % 1000 == 1 {
+                            tracing::error!(error = %error, failures = self.stats.log_errors, "cannot write the session-event log");
+                        }
                     }
                 }
             }
@@ -121,7 +124,9 @@ impl<M: Microcloud> SinkState<M> {
 
     fn microcloud_failed(&mut self, operation: &str, error: &dyn std::fmt::Display) {
         self.stats.microcloud_errors += 1;
-        tracing::error!(operation, error = %error, "microcloud operation failed");
+        if self.stats.microcloud_errors % 1000 == 1 {
+            tracing::error!(operation, error = %error, failures = self.stats.microcloud_errors, "microcloud operation failed");
+        }
     }
 
     async fn finish(&mut self) -> SinkReport {

@@ -61,6 +61,22 @@ impl Summary {
         self.malformed = malformed;
     }
 
+    /// Returns what went wrong with the inputs or outputs, one sentence each; empty when the
+    /// run read every input to its end and wrote every output.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures: Vec<String> = self.capture.read_errors.iter().map(|e| format!("{e}; the frames before the error were processed")).collect();
+        if self.sink.log_errors > 0 {
+            failures.push(format!("the session-event log is incomplete: {} writes to it failed", self.sink.log_errors));
+        }
+        if self.sink.microcloud_errors > 0 {
+            failures.push(format!("{} microcloud operations failed", self.sink.microcloud_errors));
+        }
+        for (error, count) in self.pcap.iter().flat_map(|p| &p.write_errors) {
+            failures.push(format!("{count} frames could not be written to pcap files: {error}"));
+        }
+        failures
+    }
+
     /// Renders the summary as text for a terminal.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -69,7 +85,7 @@ impl Summary {
             let _ = writeln!(out, "stopped early on request: the counts cover the frames read until then");
         }
         let _ = writeln!(out, "frames        {} ({} bytes) in {:.3} s, {:.0} frames/s, {} shard(s)", c.frames, c.bytes, self.elapsed_s, self.frames_per_s, self.shards);
-        let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  fragments held {}",
+        let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  outer IPv4 fragments {}",
             c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
         let s = &self.control;
         let _ = writeln!(out, "sessions      {} created, {} deleted, {} picked up, {} creates rejected, {} live at end ({} subscribers)",
@@ -83,7 +99,7 @@ impl Summary {
         if let Some(pcap) = &self.pcap {
             let _ = writeln!(out, "pcap          {} frames into {} files, {} write errors", pcap.frames_written, pcap.files, pcap.write_errors.values().sum::<u64>());
         }
-        let _ = writeln!(out, "reports       {} files; events logged {}; microcloud errors {}", self.reports_written, self.sink.events_logged, self.sink.microcloud_errors);
+        let _ = writeln!(out, "reports       {} files; {} events logged, {} event log errors; {} microcloud errors", self.reports_written, self.sink.events_logged, self.sink.log_errors, self.sink.microcloud_errors);
         out
     }
 }

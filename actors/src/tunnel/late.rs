@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use crate::pipeline::batch::{FrameBatch, FrameMeta};
+use crate::batch::{FrameBatch, FrameMeta};
 use crate::session::TunnelKey;
 
 /// A held frame, alone in its own small batch so it can be processed like any other.
@@ -123,7 +123,7 @@ fn copy_frame(copy: &mut FrameBatch, batch: &FrameBatch, meta: &FrameMeta) {
     held.raw_first = 0;
     for raw in batch.raw_frames(meta) {
         let start = copy.push_bytes(batch.raw_bytes(raw));
-        copy.raw.push(crate::pipeline::batch::RawFrame { start, ..*raw });
+        copy.raw.push(crate::batch::RawFrame { start, ..*raw });
     }
     copy.frames.push(held);
 }
