@@ -9,13 +9,10 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(
     libpcap-dev  # linked by the capture code
     libndpi-dev  # linked by the classifier (nDPI 4.2)
-    libndpi-bin  # ndpiReader, the reference for classification results
     clang        # bindgen parses the nDPI headers with libclang
     libclang-dev
     pkg-config   # finds libndpi for build.rs
     tshark       # reads the pcap files written by the tests
-    redis-server # the microcloud in end-to-end tests
-    python3
 )
 
 is_installed() {
