@@ -49,10 +49,20 @@ impl SessionTable {
             return Some(imsi);
         }
         self.replace_same_bearer(imsi, nsapi, exchange, events);
+        self.attach_pdp(session, exchange, None, events);
+        Some(imsi)
+    }
+
+    /// Completes a session from an accepted exchange: the SGSN's endpoints from the request,
+    /// the GGSN's from the response, plus `core_teid`, a GGSN TEID-C the request was sent to.
+    fn attach_pdp(&mut self, mut session: Session, exchange: &Exchange<'_, '_>, core_teid: Option<u32>, events: &mut Vec<SessionEvent>) {
+        let (request, response) = (exchange.request, exchange.response);
+        let nsapi = session.default_bearer;
         session.learn_ue_address(response);
         let sgsn = gsn_addresses(request, exchange.request_src);
         let ggsn = gsn_addresses(response, exchange.request_dst);
         push_control(&mut session.radio_control, sgsn.control, exchange.request_src, request.teid_control);
+        push_control(&mut session.core_control, exchange.request_dst, exchange.request_dst, core_teid);
         push_control(&mut session.core_control, ggsn.control, exchange.request_dst, response.teid_control);
         let mut added = Vec::new();
         add_v1_tunnel(&mut session, sgsn.user, request.teid_data_i, TunnelRole::Downlink, nsapi, &mut added);
@@ -62,7 +72,6 @@ impl SessionTable {
         if let Some(session) = self.sessions.get(&id) {
             events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
         }
-        Some(imsi)
     }
 
     fn add_secondary_pdp(&mut self, id: u64, exchange: &Exchange<'_, '_>, events: &mut Vec<SessionEvent>) -> Option<Digits> {
@@ -126,20 +135,7 @@ impl SessionTable {
         let nsapi = request.nsapi.unwrap_or(0);
         let mut session = new_session(GtpVersion::V1, imsi, nsapi, request);
         session.learn_apn(exchange.pending.apn.as_deref());
-        session.learn_ue_address(response);
-        let sgsn = gsn_addresses(request, exchange.request_src);
-        let ggsn = gsn_addresses(response, exchange.request_dst);
-        push_control(&mut session.radio_control, sgsn.control, exchange.request_src, request.teid_control);
-        push_control(&mut session.core_control, exchange.request_dst, exchange.request_dst, request.teid);
-        push_control(&mut session.core_control, ggsn.control, exchange.request_dst, response.teid_control);
-        let mut added = Vec::new();
-        add_v1_tunnel(&mut session, sgsn.user, request.teid_data_i, TunnelRole::Downlink, nsapi, &mut added);
-        add_v1_tunnel(&mut session, ggsn.user, response.teid_data_i, TunnelRole::Uplink, nsapi, &mut added);
-        let ctx = self.event_context(exchange);
-        let id = self.insert_session(session);
-        if let Some(session) = self.sessions.get(&id) {
-            events.push(session.event(EventKind::Attach, &ctx, added, Vec::new()));
-        }
+        self.attach_pdp(session, exchange, request.teid, events);
         self.stats.sessions_picked_up += 1;
         Some(imsi)
     }
