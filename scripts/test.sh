@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing (scripts/setup.sh), then runs every test of the workspace in release
-# mode, because the end-to-end tests replay captures of hundreds of thousands of packets.
+# mode, because the end-to-end tests run the binary many times, once on an input of millions of frames.
 # Arguments are passed on to `cargo test`. Exits non-zero on any failure.
 set -euo pipefail
 
