@@ -65,9 +65,14 @@ fn check_tshark_reads(pcap_dir: &Path, files: &BTreeSet<String>) {
     }
 }
 
+/// (bucket start, IMSI, master protocol).
+type BucketRow = (u64, String, String);
+/// Packets, bytes, flows, duration in seconds, and the number of report rows summed.
+type RowSums = (u64, u64, u64, u64, u64);
+
 /// Checks that report rows summed by master protocol equal the truth's aggregates.
 fn check_reports(report_dir: &Path, truth: &Value) {
-    let mut ours: BTreeMap<(u64, String, String), (u64, u64, u64, u64, u64)> = BTreeMap::new();
+    let mut ours: BTreeMap<BucketRow, RowSums> = BTreeMap::new();
     for row in read_reports(report_dir) {
         assert_eq!(row.granularity, 300, "granularity");
         let master = row.protocol.split('.').next().unwrap().to_string();

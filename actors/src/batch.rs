@@ -6,7 +6,7 @@
 //! which is the backpressure that ractor's unbounded mailboxes do not give.
 
 use std::net::IpAddr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use crate::wire::{InnerPacket, LinkType};
@@ -143,10 +143,7 @@ impl BatchPool {
     /// Takes an empty batch if one is free now.
     pub fn try_take(&self) -> Option<FrameBatch> {
         let take = self.take.lock().ok()?;
-        match take.try_recv() {
-            Ok(batch) => Some(batch),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        take.try_recv().ok()
     }
 
     /// Returns a batch to the pool after emptying it.

@@ -232,8 +232,8 @@ mod reports {
     /// of files written.
     pub fn write_all(dir: &Path, report: &SinkReport) -> Result<usize, AnalyzeError> {
         std::fs::create_dir_all(dir).map_err(|e| AnalyzeError::Output(format!("cannot create the report directory {}: {e}", dir.display())))?;
-        let mut classifier = crate::ndpi::Classifier::new().map_err(|e| AnalyzeError::Output(e.to_string()))?;
-        let mut name = |protocol| crate::flow::classify::Classify::name(&mut classifier, protocol).to_string();
+        let classifier = crate::ndpi::Classifier::new().map_err(|e| AnalyzeError::Output(e.to_string()))?;
+        let mut name = |protocol| crate::flow::classify::Classify::name(&classifier, protocol).to_string();
         crate::output::report::write_reports(dir, &report.buckets, &mut name)
             .map_err(|e| AnalyzeError::Output(format!("cannot write reports into {}: {e}", dir.display())))
     }
