@@ -114,6 +114,7 @@ fn check_counts(summary: &Value, truth: &Value) {
     let unattributed: u64 = summary["unattributed"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(unattributed, counts["frames_unattributed"].as_u64().unwrap(), "unattributed frames: {}", summary["unattributed"]);
     assert_eq!(summary["malformed"].as_object().unwrap().len(), 0, "malformed: {}", summary["malformed"]);
+    assert_eq!(summary["control"]["subscribers_seen"], counts["subscribers"], "subscribers seen");
 }
 
 /// Checks that the event log has one attach per established session, one detach per session

@@ -209,3 +209,47 @@ impl Progress {
         }
     }
 }
+
+/// Messages of the capture actor.
+#[derive(ractor_cluster::RactorMessage)]
+pub enum CaptureMsg {
+    /// Reads every input to its end (or to a stop request) and returns the counters.
+    Run(ractor::RpcReplyPort<Result<CaptureStats, InputError>>),
+}
+
+/// Start arguments of the capture actor.
+pub struct CaptureArgs {
+    /// Inputs and batching settings.
+    pub config: CaptureConfig,
+    /// Control and shard actors that receive the batches.
+    pub targets: Targets,
+    /// Pool of empty batches.
+    pub pool: BatchPool,
+}
+
+/// The capture actor: owns the inputs and runs the capture loop on a blocking thread, since
+/// libpcap reads are synchronous.
+pub struct CaptureActor;
+
+impl ractor::Actor for CaptureActor {
+    type Msg = CaptureMsg;
+    type State = Option<CaptureArgs>;
+    type Arguments = CaptureArgs;
+
+    async fn pre_start(&self, _myself: ractor::ActorRef<CaptureMsg>, args: CaptureArgs) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(Some(args))
+    }
+
+    async fn handle(&self, _myself: ractor::ActorRef<CaptureMsg>, message: CaptureMsg, state: &mut Self::State) -> Result<(), ractor::ActorProcessingErr> {
+        let CaptureMsg::Run(reply) = message;
+        let Some(args) = state.take() else {
+            let error = InputError { path: PathBuf::new(), message: "the capture already ran".into() };
+            let _ = reply.send(Err(error));
+            return Ok(());
+        };
+        let result = tokio::task::spawn_blocking(move || run_capture(&args.config, args.targets, args.pool)).await;
+        let result = result.unwrap_or_else(|e| Err(InputError { path: PathBuf::new(), message: format!("the capture thread failed: {e}") }));
+        let _ = reply.send(result);
+        Ok(())
+    }
+}

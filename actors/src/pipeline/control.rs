@@ -58,6 +58,8 @@ pub struct ControlStats {
     pub live_sessions: usize,
     /// Subscribers with a live session at the end.
     pub live_subscribers: usize,
+    /// Distinct subscribers seen in GTP-C messages, rejected ones included.
+    pub subscribers_seen: usize,
 }
 
 /// Serializable copy of [`SessionStats`].
@@ -118,6 +120,7 @@ pub struct ControlState {
     table: SessionTable,
     stats: ControlStats,
     malformed: [u64; DecodeError::COUNT],
+    seen: rustc_hash::FxHashSet<Digits>,
 }
 
 /// The control-plane actor.
@@ -130,7 +133,7 @@ impl Actor for ControlActor {
 
     async fn pre_start(&self, _myself: ActorRef<ControlMsg>, args: ControlArgs) -> Result<ControlState, ActorProcessingErr> {
         let table = SessionTable::new(args.config.clone());
-        Ok(ControlState { args, table, stats: ControlStats::default(), malformed: [0; DecodeError::COUNT] })
+        Ok(ControlState { args, table, stats: ControlStats::default(), malformed: [0; DecodeError::COUNT], seen: Default::default() })
     }
 
     async fn handle(&self, _myself: ActorRef<ControlMsg>, message: ControlMsg, state: &mut ControlState) -> Result<(), ActorProcessingErr> {
@@ -150,6 +153,7 @@ impl ControlState {
         let mut records = WriterBatch::new(0);
         for meta in &batch.frames {
             if let Some(imsi) = self.handle_frame(&batch, meta, &mut events) {
+                self.seen.insert(imsi);
                 if self.args.tracking.is_tracked(&imsi) {
                     records.push(imsi, &batch, meta);
                 }
@@ -215,6 +219,7 @@ impl ControlState {
         stats.sessions = self.table.stats().into();
         stats.live_sessions = self.table.session_count();
         stats.live_subscribers = self.table.subscriber_count();
+        stats.subscribers_seen = self.seen.len();
         stats
     }
 }

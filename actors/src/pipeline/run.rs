@@ -10,7 +10,7 @@ use ractor::{Actor, ActorRef, RpcReplyPort};
 use crate::microcloud::Microcloud;
 use crate::output::events::EventsWriter;
 use crate::batch::BatchPool;
-use crate::pipeline::capture::{run_capture, CaptureConfig};
+use crate::pipeline::capture::{CaptureActor, CaptureArgs, CaptureConfig, CaptureMsg};
 use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
 use crate::pipeline::reader::{expand_inputs, InputError};
 use crate::pipeline::records::Tracking;
@@ -110,16 +110,15 @@ pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Res
         stop: config.stop.clone(),
     };
     let targets = Targets { control: actors.control.clone(), shards: actors.shards.clone() };
-    let capture = tokio::task::spawn_blocking(move || run_capture(&capture_config, targets, pool)).await;
-    let capture = match capture {
-        Ok(result) => result,
-        Err(error) => Err(InputError { path: PathBuf::new(), message: format!("capture thread failed: {error}") }),
-    };
+    let capture_args = CaptureArgs { config: capture_config, targets, pool };
+    let (capture_actor, _) = Actor::spawn(None, CaptureActor, capture_args).await.map_err(actor_error("capture"))?;
+    let capture = call(&capture_actor, "capture", CaptureMsg::Run).await;
+    capture_actor.stop(None);
     tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "capture reached the end of input");
     let finished = finish_actors(&actors).await;
     tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "actors finished");
     stop_actors(&actors);
-    let capture = capture?;
+    let capture = capture??;
     let (mut summary, report) = finished?;
     summary.capture = capture;
     summary.inputs = files.iter().map(|p| p.display().to_string()).collect();

@@ -88,8 +88,9 @@ impl Summary {
         let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  outer IPv4 fragments {}",
             c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
         let s = &self.control;
-        let _ = writeln!(out, "sessions      {} created, {} deleted, {} picked up, {} creates rejected, {} live at end ({} subscribers)",
-            s.sessions.sessions_created, s.sessions.sessions_deleted, s.sessions.sessions_picked_up, s.sessions.creates_rejected, s.live_sessions, s.live_subscribers);
+        let _ = writeln!(out, "subscribers   {} seen, {} with a live session at the end", s.subscribers_seen, s.live_subscribers);
+        let _ = writeln!(out, "sessions      {} created, {} deleted, {} picked up, {} creates rejected, {} live at end",
+            s.sessions.sessions_created, s.sessions.sessions_deleted, s.sessions.sessions_picked_up, s.sessions.creates_rejected, s.live_sessions);
         let _ = writeln!(out, "  {} GTP-C frames attributed, {} responses paired, {} unpaired, {} events", s.attributed, s.sessions.responses_paired, s.sessions.responses_unpaired, s.events);
         let u = &self.user_plane;
         let _ = writeln!(out, "user plane    {} G-PDUs attributed ({} inner bytes), {} late-bound, {} End Markers attributed", u.gpdu_attributed, u.gpdu_attributed_bytes, u.gpdu_late_bound, u.end_marker_attributed);
