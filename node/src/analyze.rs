@@ -51,7 +51,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "NAME", default_value = "local")]
     site: String,
     /// Frames per batch handed from the capture to the other actors.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 1024)]
     batch_size: usize,
     /// Maximum pcap files open at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
