@@ -150,15 +150,27 @@ fn vlan_set_matches_truth() {
     check_set("vlan", "3");
 }
 
-#[test]
-fn reports_identical_across_shard_counts() {
-    let input = data("gtpgen/small.pcap");
-    let mut outputs = Vec::new();
-    for shards in ["1", "2", "4"] {
-        let dir = tempfile::tempdir().unwrap();
-        analyze_all(&input, dir.path(), &["--shards", shards]);
-        outputs.push((read_reports(&dir.path().join("reports")), std::fs::read(dir.path().join("events.jsonl")).unwrap()));
+/// Reads every output of a run: report rows, the event log, and each pcap file's bytes.
+fn outputs_of(dir: &Path) -> (Vec<common::ReportRow>, Vec<u8>, BTreeMap<String, Vec<u8>>) {
+    let mut pcaps = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("pcap")).unwrap() {
+        let path = entry.unwrap().path();
+        pcaps.insert(path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap());
     }
-    assert_eq!(outputs[0], outputs[1], "1 shard vs 2 shards");
-    assert_eq!(outputs[0], outputs[2], "1 shard vs 4 shards");
+    (read_reports(&dir.join("reports")), std::fs::read(dir.join("events.jsonl")).unwrap(), pcaps)
+}
+
+#[test]
+fn outputs_identical_across_shard_counts() {
+    for set in ["small", "ipv6", "vlan"] {
+        let input = data(&format!("gtpgen/{set}.pcap"));
+        let mut outputs = Vec::new();
+        for shards in ["1", "2", "4"] {
+            let dir = tempfile::tempdir().unwrap();
+            analyze_all(&input, dir.path(), &["--shards", shards, "--batch-size", "64"]);
+            outputs.push(outputs_of(dir.path()));
+        }
+        assert!(outputs[0] == outputs[1], "{set}: 1 shard and 2 shards differ");
+        assert!(outputs[0] == outputs[2], "{set}: 1 shard and 4 shards differ");
+    }
 }
