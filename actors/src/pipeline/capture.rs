@@ -66,6 +66,8 @@ pub struct CaptureStats {
     pub pool_waits: u64,
     /// True when a stop request ended the input before the end of the files.
     pub stopped_early: bool,
+    /// Outer IPv4 reassembly counters.
+    pub reassembly: crate::wire::ReassemblyStats,
     /// Read errors that ended a file early (e.g. a file cut short in the middle of a frame);
     /// the frames read before each error are processed.
     pub read_errors: Vec<String>,
@@ -123,6 +125,7 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     router.flush_all();
     progress.done(&counters.stats);
     counters.stats.read_errors = reader.errors.iter().map(|e| e.to_string()).collect();
+    counters.stats.reassembly = decoder.reassembly_stats();
     Ok(counters.finish(router.pool_waits))
 }
 

@@ -60,6 +60,10 @@ pub struct ControlStats {
     pub live_subscribers: usize,
     /// Distinct subscribers seen in GTP-C messages, rejected ones included.
     pub subscribers_seen: usize,
+    /// Requests still waiting for their response at the end.
+    pub requests_pending: usize,
+    /// Requests dropped after waiting longer than the request timeout with no response.
+    pub requests_unanswered: u64,
 }
 
 /// Serializable copy of [`SessionStats`].
@@ -220,6 +224,7 @@ impl ControlState {
         stats.live_sessions = self.table.session_count();
         stats.live_subscribers = self.table.subscriber_count();
         stats.subscribers_seen = self.seen.len();
+        (stats.requests_pending, stats.requests_unanswered) = self.table.pending_counts();
         stats
     }
 }

@@ -13,7 +13,7 @@ use crate::batch::{BatchPool, FrameBatch, FrameMeta, RawFrame};
 use crate::pipeline::control::ControlMsg;
 use crate::pipeline::shard::ShardMsg;
 use crate::pipeline::reader::ReadFrame;
-use crate::wire::{FragmentFrame, GtpFrame, GtpPdu, InnerPacket};
+use crate::wire::{FragmentFrame, GtpFrame, InnerPacket};
 
 /// GTP-U message type of a G-PDU (TS 29.281 §6.1).
 pub const GTPU_G_PDU: u8 = 255;
@@ -206,12 +206,4 @@ fn tunnel_hash(addr: std::net::IpAddr, teid: u32) -> u64 {
     addr.hash(&mut hasher);
     teid.hash(&mut hasher);
     hasher.finish()
-}
-
-/// Returns the GTP-C payload of a frame, if it is GTP-C.
-pub fn control_payload<'a>(gtp: &GtpFrame<'a>) -> Option<&'a [u8]> {
-    match gtp.pdu {
-        GtpPdu::Control { bytes, .. } => Some(bytes),
-        GtpPdu::User(_) => None,
-    }
 }

@@ -87,6 +87,11 @@ impl Summary {
         let _ = writeln!(out, "frames        {} ({} bytes) in {:.3} s, {:.0} frames/s, {} shard(s)", c.frames, c.bytes, self.elapsed_s, self.frames_per_s, self.shards);
         let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  outer IPv4 fragments {}",
             c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
+        if c.fragments_held > 0 {
+            let r = &c.reassembly;
+            let _ = writeln!(out, "  reassembly: {} datagrams completed, {} expired, {} evicted, {} dropped, {} incomplete at the end",
+                r.datagrams_completed, r.datagrams_expired, r.datagrams_evicted, r.datagrams_dropped, r.datagrams_in_flight);
+        }
         let s = &self.control;
         let _ = writeln!(out, "subscribers   {} seen, {} with a live session at the end", s.subscribers_seen, s.live_subscribers);
         let _ = writeln!(out, "sessions      {} created, {} deleted, {} picked up, {} creates rejected, {} live at end",

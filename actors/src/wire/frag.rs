@@ -42,7 +42,7 @@ impl Default for ReassemblyLimits {
 }
 
 /// Counters of the reassembler since it was created, and its current occupancy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ReassemblyStats {
     /// Fragments accepted into a datagram.
     pub fragments_held: u64,
