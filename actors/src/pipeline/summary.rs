@@ -85,7 +85,7 @@ impl Summary {
             let _ = writeln!(out, "stopped early on request: the counts cover the frames read until then");
         }
         let _ = writeln!(out, "frames        {} ({} bytes) in {:.3} s, {:.0} frames/s, {} shard(s)", c.frames, c.bytes, self.elapsed_s, self.frames_per_s, self.shards);
-        let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  outer IPv4 fragments {}",
+        let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  fragments held for reassembly {}",
             c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
         if c.fragments_held > 0 {
             let r = &c.reassembly;
