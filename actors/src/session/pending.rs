@@ -119,6 +119,7 @@ pub fn detach(msg: &ControlMessage<'_>) -> (ControlMessage<'static>, Option<Vec<
         fteids: msg.fteids.clone(),
         bearers: msg.bearers.clone(),
         ebi: msg.ebi,
+        ebis: msg.ebis.clone(),
         teid_data_i: msg.teid_data_i,
         teid_control: msg.teid_control,
         nsapi: msg.nsapi,

@@ -258,3 +258,31 @@ fn gtpv1_create_update_delete() {
     assert_eq!(moved.added[0].key, crate::session::TunnelKey { addr: new_sgsn, teid: 0x31 });
     assert_eq!(moved.removed[0].key.teid, 0x11);
 }
+
+#[test]
+fn delete_bearer_removes_every_listed_ebi() {
+    let mut feed = Feed::new();
+    create_session(&mut feed, 1, 16, 0x100, 0x200, 0x300);
+    for (sequence, ebi, teid) in [(2, 6, 0x610), (3, 7, 0x710)] {
+        let mut request = v2(mt::V2_CREATE_BEARER_REQUEST, 0x100, sequence);
+        request.bearers.push(BearerContext { ebi: None, ..bearer(0, &[fteid(FteidInterface::S1uSgw, 0, teid, SGW_U)]) });
+        feed.send(&request, SGW, MME, 2);
+        let mut response = v2(mt::V2_CREATE_BEARER_RESPONSE, 0x200, sequence);
+        response.cause = Some(16);
+        response.bearers.push(BearerContext { cause: Some(16), ..bearer(ebi, &[fteid(FteidInterface::S1uEnodeb, 0, teid + 1, ENB1)]) });
+        feed.send(&response, MME, SGW, 2);
+    }
+    assert_eq!(feed.events.last().unwrap().tunnels.len(), 5, "default uplink and two bearers of two tunnels");
+    let mut request = v2(mt::V2_DELETE_BEARER_REQUEST, 0x100, 4);
+    request.ebi = Some(6);
+    request.ebis.push(6);
+    request.ebis.push(7);
+    feed.send(&request, SGW, MME, 3);
+    let mut response = v2(mt::V2_DELETE_BEARER_RESPONSE, 0x200, 4);
+    response.cause = Some(16);
+    feed.send(&response, MME, SGW, 3);
+    let deleted = feed.events.last().unwrap();
+    assert_eq!(deleted.kind, EventKind::Modify);
+    assert_eq!(deleted.removed.len(), 4, "both dedicated bearers' tunnels");
+    assert_eq!(deleted.tunnels.len(), 1, "the default bearer's uplink stays");
+}

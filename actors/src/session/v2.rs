@@ -133,9 +133,7 @@ impl SessionTable {
         let id = self.pending_session_for(exchange, request.ebi)?;
         let session = self.sessions.get(&id)?;
         let imsi = session.imsi;
-        // NOTE: the decoder keeps only the first message-level EBI IE, so a Delete Bearer
-        // Request listing several EPS Bearer IDs (instance 1) removes the first one only.
-        let ebis: Vec<u8> = request.ebi.into_iter().chain(request.bearers.iter().filter_map(|b| b.ebi)).collect();
+        let ebis: Vec<u8> = request.ebis.iter().copied().chain(request.bearers.iter().filter_map(|b| b.ebi)).collect();
         let ctx = self.event_context(exchange);
         if ebis.contains(&session.default_bearer) {
             self.remove_session(id, &ctx, events);

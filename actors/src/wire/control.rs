@@ -374,6 +374,9 @@ pub struct ControlMessage<'a> {
     pub bearers: ArrayVec<BearerContext, MAX_BEARERS>,
     /// EPS Bearer ID at message level (v2 IE 73), e.g. the Linked EBI of Delete Session.
     pub ebi: Option<u8>,
+    /// Every message-level EPS Bearer ID in wire order, e.g. the EPS Bearer IDs (instance 1)
+    /// of a Delete Bearer Request.
+    pub ebis: ArrayVec<u8, MAX_BEARERS>,
     /// GTPv1 TEID Data I (IE 16).
     pub teid_data_i: Option<u32>,
     /// GTPv1 TEID Control Plane (IE 17).

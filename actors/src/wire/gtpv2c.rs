@@ -228,7 +228,15 @@ fn apply_ie<'a>(ie_type: V2IeType, instance: u8, content: &'a [u8], message: &mu
         V2IeType::Cause => set_once(&mut message.cause, first),
         V2IeType::Recovery => set_once(&mut message.recovery, first),
         V2IeType::Apn => set_once(&mut message.apn, Some(content)),
-        V2IeType::Ebi => set_once(&mut message.ebi, first.map(|octet| octet & 0x0f)),
+        V2IeType::Ebi => {
+            let ebi = first.map(|octet| octet & 0x0f);
+            set_once(&mut message.ebi, ebi);
+            if let Some(ebi) = ebi {
+                if message.ebis.try_push(ebi).is_err() {
+                    message.anomalies.insert(ControlAnomalies::CAPACITY_EXCEEDED);
+                }
+            }
+        }
         V2IeType::Mei => set_once(&mut message.imei, decode_tbcd(content, anomalies)),
         V2IeType::Msisdn => set_once(&mut message.msisdn, decode_tbcd(content, anomalies)),
         V2IeType::Paa => set_once(&mut message.ue_address, decode_paa(content, anomalies)),
