@@ -13,6 +13,7 @@ packages=(
     libclang-dev
     pkg-config   # finds libndpi for build.rs
     tshark       # reads the pcap files written by the tests
+    redis-server # the Redis microcloud tests start their own server on a free loopback port
 )
 
 is_installed() {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use imsitrace::flow::FlowTimeouts;
 use imsitrace::microcloud::embedded::EmbeddedMicrocloud;
+use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
 use imsitrace::pipeline::records::Tracking;
 use imsitrace::pipeline::shard_work::ShardSettings;
 use imsitrace::pipeline::{analyze, AnalyzeConfig};
@@ -56,6 +57,13 @@ pub struct AnalyzeArgs {
     /// Maximum pcap files open at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_open_files: usize,
+    /// Keep the microcloud on this Redis server (`redis://host:port/db`) instead of in
+    /// process memory. The run stops at once when the server does not answer.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Prefix of every Redis key and channel name.
+    #[arg(long, value_name = "PREFIX", default_value = "imsitrace:", requires = "redis")]
+    redis_prefix: String,
 }
 
 /// Runs `imsitrace analyze`.
@@ -63,6 +71,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
     let json = args.json;
     let tracked = args.track.clone();
     let pcap_dir = args.pcap_dir.clone();
+    let redis = args.redis.clone().map(|url| (url, RedisConfig { prefix: args.redis_prefix.clone(), ..RedisConfig::default() }));
     let config = config_from(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     let stop = config.stop.clone();
@@ -71,7 +80,13 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
         eprintln!("imsitrace: interrupted, finishing the frames read so far and closing the outputs");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    let summary = runtime.block_on(analyze(config, EmbeddedMicrocloud::new())).map_err(|e| e.to_string())?;
+    let summary = match redis {
+        Some((url, redis_config)) => runtime.block_on(async {
+            let microcloud = RedisMicrocloud::connect(&url, redis_config).await.map_err(|e| e.to_string())?;
+            analyze(config, microcloud).await.map_err(|e| e.to_string())
+        })?,
+        None => runtime.block_on(analyze(config, EmbeddedMicrocloud::new())).map_err(|e| e.to_string())?,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
     } else {

@@ -14,6 +14,13 @@ pub enum MicrocloudError {
         /// Error reported by the client library.
         reason: String,
     },
+    /// The address of the backend is not a valid URL.
+    InvalidUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// Description of the parse failure.
+        reason: String,
+    },
     /// Stored data could not be decoded.
     InvalidData {
         /// Key or record that failed to decode.
@@ -28,6 +35,9 @@ impl fmt::Display for MicrocloudError {
         match self {
             MicrocloudError::Unavailable { backend, reason } => {
                 write!(f, "microcloud backend {backend} is unavailable: {reason}")
+            }
+            MicrocloudError::InvalidUrl { url, reason } => {
+                write!(f, "invalid microcloud URL {url}: {reason}")
             }
             MicrocloudError::InvalidData { key, reason } => {
                 write!(f, "invalid microcloud data at {key}: {reason}")

@@ -4,10 +4,12 @@
 //! lets a shard at one site attribute G-PDUs whose signalling was seen at another site,
 //! the session-event channel and the aggregation buckets. [`Microcloud`] is the interface
 //! the microcloud actor is generic over. [`EmbeddedMicrocloud`] keeps everything in
-//! process memory, for a single machine with no Redis server.
+//! process memory, for a single machine with no Redis server. [`RedisMicrocloud`] keeps it
+//! on a Redis server that every node of a cluster connects to.
 
 pub mod embedded;
 mod error;
+pub mod redis;
 mod state;
 
 #[cfg(test)]
@@ -17,6 +19,7 @@ use std::future::Future;
 
 pub use embedded::{EmbeddedConfig, EmbeddedMicrocloud, EmbeddedStats};
 pub use error::MicrocloudError;
+pub use self::redis::{RedisConfig, RedisMicrocloud};
 pub use state::{AttachState, SessionTunnel, SubscriberState, TunnelChanges};
 
 use crate::bucket::BucketDelta;

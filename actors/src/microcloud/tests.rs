@@ -1,4 +1,5 @@
-//! Tests of the embedded backend, through the [`Microcloud`] trait.
+//! Tests of the embedded backend, through the [`Microcloud`] trait, and the event and delta
+//! builders that the Redis backend tests share.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -8,18 +9,18 @@ use crate::flow::classify::AppProtocol;
 use crate::session::event::{EventKind, Tunnel, TunnelRole};
 use crate::wire::control::Digits;
 
-const IMSI_A: &str = "001010000000001";
-const IMSI_B: &str = "001010000000002";
-const SITE: &str = "site-a";
+pub(super) const IMSI_A: &str = "001010000000001";
+pub(super) const IMSI_B: &str = "001010000000002";
+pub(super) const SITE: &str = "site-a";
 
-fn key(last_octet: u8, teid: u32) -> TunnelKey {
+pub(super) fn key(last_octet: u8, teid: u32) -> TunnelKey {
     TunnelKey {
         addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, last_octet)),
         teid,
     }
 }
 
-fn tunnel(key: TunnelKey, role: TunnelRole) -> Tunnel {
+pub(super) fn tunnel(key: TunnelKey, role: TunnelRole) -> Tunnel {
     Tunnel {
         key,
         role,
@@ -28,16 +29,16 @@ fn tunnel(key: TunnelKey, role: TunnelRole) -> Tunnel {
     }
 }
 
-fn uplink(teid: u32) -> Tunnel {
+pub(super) fn uplink(teid: u32) -> Tunnel {
     tunnel(key(1, teid), TunnelRole::Uplink)
 }
 
-fn downlink(last_octet: u8, teid: u32) -> Tunnel {
+pub(super) fn downlink(last_octet: u8, teid: u32) -> Tunnel {
     tunnel(key(last_octet, teid), TunnelRole::Downlink)
 }
 
 /// Builds an event of session `session_id` at `SITE`, with no tunnel change.
-fn event(kind: EventKind, imsi: &str, session_id: u64, ts_us: u64) -> SessionEvent {
+pub(super) fn event(kind: EventKind, imsi: &str, session_id: u64, ts_us: u64) -> SessionEvent {
     SessionEvent {
         kind,
         ts_us,
@@ -63,7 +64,7 @@ fn event(kind: EventKind, imsi: &str, session_id: u64, ts_us: u64) -> SessionEve
     }
 }
 
-fn attach(imsi: &str, session_id: u64, tunnels: &[Tunnel]) -> SessionEvent {
+pub(super) fn attach(imsi: &str, session_id: u64, tunnels: &[Tunnel]) -> SessionEvent {
     SessionEvent {
         msisdn: Some("393331234567".to_owned()),
         imei: Some("3520990017614823".to_owned()),
@@ -326,7 +327,7 @@ async fn clones_share_state() {
     );
 }
 
-fn delta(epoch: u64, imsi: &str, protocol: AppProtocol, packets: u64) -> BucketDelta {
+pub(super) fn delta(epoch: u64, imsi: &str, protocol: AppProtocol, packets: u64) -> BucketDelta {
     BucketDelta {
         epoch,
         imsi: Digits::from_ascii(imsi.as_bytes()).expect("test IMSI is digits"),
@@ -338,8 +339,8 @@ fn delta(epoch: u64, imsi: &str, protocol: AppProtocol, packets: u64) -> BucketD
     }
 }
 
-const HTTP: AppProtocol = AppProtocol { master: 7, app: 7 };
-const DNS: AppProtocol = AppProtocol { master: 5, app: 5 };
+pub(super) const HTTP: AppProtocol = AppProtocol { master: 7, app: 7 };
+pub(super) const DNS: AppProtocol = AppProtocol { master: 5, app: 5 };
 
 #[tokio::test]
 async fn buckets_sum_and_list() {

@@ -1,0 +1,124 @@
+//! Key and channel names of schema version 1, and the text forms of their parts.
+
+use crate::flow::classify::AppProtocol;
+use crate::session::event::TunnelKey;
+use crate::wire::control::Digits;
+
+/// Version of the key layout and payloads. It is part of every key and channel name, so
+/// nodes of two versions can share a server without reading each other's data.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Names under one prefix: `<prefix>v<SCHEMA_VERSION>:<name>`.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    /// `<prefix>v1:`.
+    root: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        Keys {
+            root: format!("{prefix}v{SCHEMA_VERSION}:"),
+        }
+    }
+
+    /// Hash with the schema version and the nDPI release of the writer.
+    pub(super) fn meta(&self) -> String {
+        format!("{}meta", self.root)
+    }
+
+    /// String with the JSON `SubscriberState` of `imsi`.
+    pub(super) fn subscriber(&self, imsi: &str) -> String {
+        format!("{}subscriber:{imsi}", self.root)
+    }
+
+    /// String with the IMSI that owns the tunnel. The address is dotted IPv4 or
+    /// compressed IPv6 (RFC 5952), so the TEID is the text after the last colon.
+    pub(super) fn tunnel(&self, key: TunnelKey) -> String {
+        format!("{}tunnel:{}:{}", self.root, key.addr, key.teid)
+    }
+
+    /// Channel of every session event.
+    pub(super) fn events_channel(&self) -> String {
+        format!("{}events", self.root)
+    }
+
+    /// Channel of the session events of `imsi`.
+    pub(super) fn subscriber_channel(&self, imsi: &str) -> String {
+        format!("{}events:{imsi}", self.root)
+    }
+
+    /// Sorted set of bucket epochs, each member scored by its own value.
+    pub(super) fn epochs(&self) -> String {
+        format!("{}epochs", self.root)
+    }
+
+    /// Set of the row members (`<IMSI>:<master>.<app>`) of the bucket starting at `epoch`.
+    pub(super) fn bucket_index(&self, epoch: u64) -> String {
+        format!("{}bucket:{epoch}", self.root)
+    }
+
+    /// Hash with the counters of one row of the bucket starting at `epoch`.
+    pub(super) fn bucket_row(&self, epoch: u64, member: &str) -> String {
+        format!("{}bucket:{epoch}:{member}", self.root)
+    }
+
+    /// String whose presence marks a bucket batch as applied.
+    pub(super) fn batch(&self, batch_id: &str) -> String {
+        format!("{}batch:{batch_id}", self.root)
+    }
+}
+
+/// Returns the bucket row member of (`imsi`, `protocol`): `<IMSI>:<master>.<app>` with the
+/// nDPI protocol ids in decimal, e.g. `001010000000001:91.119`.
+pub(super) fn row_member(imsi: &Digits, protocol: AppProtocol) -> String {
+    format!("{}:{}.{}", imsi.as_str(), protocol.master, protocol.app)
+}
+
+/// Parses a member written by [`row_member`].
+pub(super) fn parse_row_member(member: &str) -> Option<(Digits, AppProtocol)> {
+    let (imsi, protocol) = member.split_once(':')?;
+    let (master, app) = protocol.split_once('.')?;
+    let imsi = Digits::from_ascii(imsi.as_bytes())?;
+    let protocol = AppProtocol {
+        master: master.parse().ok()?,
+        app: app.parse().ok()?,
+    };
+    Some((imsi, protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn key_names_carry_prefix_and_version() {
+        let keys = Keys::new("imsitrace:");
+        assert_eq!(keys.subscriber("001010000000001"), "imsitrace:v1:subscriber:001010000000001");
+        assert_eq!(keys.bucket_index(600), "imsitrace:v1:bucket:600");
+        assert_eq!(keys.events_channel(), "imsitrace:v1:events");
+    }
+
+    #[test]
+    fn tunnel_key_of_ipv6_endpoint() {
+        let keys = Keys::new("p:");
+        let key = TunnelKey {
+            addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            teid: 0x1234,
+        };
+        assert_eq!(keys.tunnel(key), "p:v1:tunnel:2001:db8::1:4660");
+    }
+
+    #[test]
+    fn row_member_round_trip() {
+        let imsi = Digits::from_ascii(b"001010000000001").expect("digits");
+        let protocol = AppProtocol { master: 91, app: 119 };
+        let member = row_member(&imsi, protocol);
+        assert_eq!(member, "001010000000001:91.119");
+        assert_eq!(parse_row_member(&member), Some((imsi, protocol)));
+        assert_eq!(parse_row_member("001:x.1"), None);
+        assert_eq!(parse_row_member("001-91.119"), None);
+    }
+}
