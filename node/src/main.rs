@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod analyze;
+mod report;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Read capture files, follow every subscriber, and write pcaps, reports and events.
     Analyze(analyze::AnalyzeArgs),
+    /// Write the 5-minute reports of buckets stored on a Redis microcloud, claiming each
+    /// bucket so that only one collector of a cluster writes its report.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

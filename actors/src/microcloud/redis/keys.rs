@@ -63,6 +63,11 @@ impl Keys {
         format!("{}bucket:{epoch}:{member}", self.root)
     }
 
+    /// String with the owner that claimed the report of the bucket starting at `epoch`.
+    pub(super) fn report_claim(&self, epoch: u64) -> String {
+        format!("{}report:{epoch}", self.root)
+    }
+
     /// String whose presence marks a bucket batch as applied.
     pub(super) fn batch(&self, batch_id: &str) -> String {
         format!("{}batch:{batch_id}", self.root)
@@ -99,6 +104,7 @@ mod tests {
         assert_eq!(keys.subscriber("001010000000001"), "imsitrace:v1:subscriber:001010000000001");
         assert_eq!(keys.bucket_index(600), "imsitrace:v1:bucket:600");
         assert_eq!(keys.events_channel(), "imsitrace:v1:events");
+        assert_eq!(keys.report_claim(600), "imsitrace:v1:report:600");
     }
 
     #[test]
