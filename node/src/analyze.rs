@@ -8,6 +8,7 @@ use imsitrace::microcloud::embedded::EmbeddedMicrocloud;
 use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
 use imsitrace::pipeline::records::Tracking;
 use imsitrace::pipeline::shard_work::ShardSettings;
+use imsitrace::pipeline::sink_buffer::OutageConfig;
 use imsitrace::pipeline::{analyze, AnalyzeConfig};
 use imsitrace::session::SessionConfig;
 use imsitrace::wire::control::Digits;
@@ -64,6 +65,15 @@ pub struct AnalyzeArgs {
     /// Prefix of every Redis key and channel name.
     #[arg(long, value_name = "PREFIX", default_value = "imsitrace:", requires = "redis")]
     redis_prefix: String,
+    /// Session events plus bucket deltas kept in memory while the Redis server is
+    /// unavailable. When the buffer is full, the oldest are dropped and the run exits with
+    /// status 1.
+    #[arg(long, value_name = "ITEMS", default_value_t = OutageConfig::default().capacity, requires = "redis")]
+    redis_buffer: usize,
+    /// Seconds spent at the end of the run retrying writes that are still buffered. What
+    /// is left after that is reported as lost.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, requires = "redis")]
+    redis_retry_timeout: f64,
 }
 
 /// Runs `imsitrace analyze`.
@@ -71,7 +81,13 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
     let json = args.json;
     let tracked = args.track.clone();
     let pcap_dir = args.pcap_dir.clone();
-    let redis = args.redis.clone().map(|url| (url, RedisConfig { prefix: args.redis_prefix.clone(), ..RedisConfig::default() }));
+    let redis = args.redis.clone().map(|url| (url, RedisConfig {
+        prefix: args.redis_prefix.clone(),
+        // The sink buffers failed writes and retries them with its own backoff, so a
+        // command fails at once when the server is down instead of blocking the sink.
+        reconnect_retries: 0,
+        ..RedisConfig::default()
+    }));
     let config = config_from(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     let stop = config.stop.clone();
@@ -128,6 +144,11 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         active_us: Some(seconds_to_us("--active-timeout", args.active_timeout)?).filter(|&us| us > 0),
         close_linger_us: 1_000_000,
     };
+    let outage = OutageConfig {
+        capacity: args.redis_buffer,
+        finish_timeout: std::time::Duration::from_micros(seconds_to_us("--redis-retry-timeout", args.redis_retry_timeout)?),
+        ..OutageConfig::default()
+    };
     let shard = ShardSettings {
         timeouts,
         late_grace_us: seconds_to_us("--late-grace", args.late_grace)?,
@@ -146,6 +167,7 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         report_dir: args.report_dir,
         events: args.events,
         max_open_files: args.max_open_files.max(1),
+        outage,
         progress: true,
         stop: Default::default(),
     })

@@ -43,6 +43,25 @@ pub trait Microcloud: Send + 'static {
         deltas: &[BucketDelta],
     ) -> impl Future<Output = Result<(), MicrocloudError>> + Send;
 
+    /// Returns a new id for [`Microcloud::add_buckets_as`], or `None` when the backend
+    /// does not recognise repeated batches. The default returns `None`.
+    fn new_batch_id(&self) -> Option<String> {
+        None
+    }
+
+    /// Adds bucket deltas as the batch `batch_id`. A backend that returns ids from
+    /// [`Microcloud::new_batch_id`] adds nothing for an id it applied before, so a caller
+    /// may repeat a failed call with the same id and deltas without counting them twice.
+    /// The default ignores the id and calls [`Microcloud::add_buckets`].
+    fn add_buckets_as(
+        &mut self,
+        batch_id: Option<&str>,
+        deltas: &[BucketDelta],
+    ) -> impl Future<Output = Result<(), MicrocloudError>> + Send {
+        let _ = batch_id;
+        self.add_buckets(deltas)
+    }
+
     /// Returns the IMSI that owns the tunnel `key`, if any.
     fn lookup_tunnel(
         &mut self,

@@ -14,6 +14,7 @@ pub mod run;
 pub mod shard;
 pub mod shard_work;
 pub mod sink;
+pub mod sink_buffer;
 pub mod summary;
 pub mod writer;
 

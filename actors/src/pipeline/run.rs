@@ -18,6 +18,7 @@ use crate::pipeline::route::Targets;
 use crate::pipeline::shard::{ShardActor, ShardArgs, ShardMsg};
 use crate::pipeline::shard_work::ShardSettings;
 use crate::pipeline::sink::{SinkActor, SinkArgs, SinkMsg, SinkReport};
+use crate::pipeline::sink_buffer::OutageConfig;
 use crate::pipeline::summary::{add_shard, Summary};
 use crate::pipeline::writer::{WriterActor, WriterArgs, WriterMsg};
 use crate::session::SessionConfig;
@@ -49,6 +50,8 @@ pub struct AnalyzeConfig {
     pub max_open_files: usize,
     /// Print a progress line on a terminal.
     pub progress: bool,
+    /// Outage buffer of the microcloud writes.
+    pub outage: OutageConfig,
     /// Set to end the input early (e.g. on SIGINT); outputs are still flushed and closed.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -138,7 +141,7 @@ async fn spawn_actors<M: Microcloud>(config: &AnalyzeConfig, microcloud: M, pool
         Some(path) => Some(create_event_log(path)?),
         None => None,
     };
-    let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events }).await.map_err(actor_error("sink"))?;
+    let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events, outage: config.outage.clone() }).await.map_err(actor_error("sink"))?;
     let writer = match (&config.pcap_dir, tracking.is_nobody()) {
         (Some(dir), false) => {
             std::fs::create_dir_all(dir)

@@ -1,5 +1,6 @@
 //! The sink actor: writes the session-event log and feeds the microcloud with events and
-//! bucket deltas.
+//! bucket deltas. Writes that fail while the microcloud is unavailable wait in an outage
+//! buffer ([`crate::pipeline::sink_buffer`]) and are replayed when it is back.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::bucket::BucketDelta;
 use crate::microcloud::Microcloud;
 use crate::output::events::EventsWriter;
+use crate::pipeline::sink_buffer::{BufferedWriter, OutageConfig, OutageStats};
 use crate::session::SessionEvent;
 
 /// Messages of the sink actor.
@@ -19,7 +21,8 @@ pub enum SinkMsg {
     Events(Arc<[SessionEvent]>),
     /// Bucket changes of one shard.
     Deltas(Vec<BucketDelta>),
-    /// Flushes the event log and returns every bucket row per epoch, with the counters.
+    /// Flushes the event log, retries the outage buffer for at most its finish timeout and
+    /// returns every bucket row per epoch, with the counters.
     Finish(RpcReplyPort<SinkReport>),
 }
 
@@ -28,14 +31,17 @@ pub enum SinkMsg {
 pub struct SinkStats {
     /// Events written to the event log.
     pub events_logged: u64,
-    /// Events handed to the microcloud.
+    /// Events written to the microcloud, at the first attempt or by a replay.
     pub events_published: u64,
-    /// Bucket deltas handed to the microcloud.
+    /// Bucket deltas written to the microcloud, at the first attempt or by a replay.
     pub deltas: u64,
-    /// Microcloud operations that failed.
+    /// Microcloud operations that failed and were not retried: writes the backend rejected
+    /// for a reason other than being unavailable, and reads of the buckets at the end.
     pub microcloud_errors: u64,
     /// Event log writes that failed.
     pub log_errors: u64,
+    /// Writes buffered while the microcloud was unavailable.
+    pub outage: OutageStats,
 }
 
 /// Result of the sink at the end of a run.
@@ -53,11 +59,13 @@ pub struct SinkArgs<M> {
     pub microcloud: M,
     /// Event log, when requested.
     pub events: Option<EventsWriter>,
+    /// Outage buffer settings.
+    pub outage: OutageConfig,
 }
 
 /// State of the sink actor.
 pub struct SinkState<M> {
-    microcloud: M,
+    microcloud: BufferedWriter<M>,
     events: Option<EventsWriter>,
     stats: SinkStats,
 }
@@ -77,13 +85,15 @@ impl<M: Microcloud> Actor for SinkActor<M> {
     type Arguments = SinkArgs<M>;
 
     async fn pre_start(&self, _myself: ActorRef<SinkMsg>, args: SinkArgs<M>) -> Result<SinkState<M>, ActorProcessingErr> {
-        Ok(SinkState { microcloud: args.microcloud, events: args.events, stats: SinkStats::default() })
+        let mut stats = SinkStats::default();
+        stats.outage.capacity = args.outage.capacity as u64;
+        Ok(SinkState { microcloud: BufferedWriter::new(args.microcloud, args.outage), events: args.events, stats })
     }
 
     async fn handle(&self, _myself: ActorRef<SinkMsg>, message: SinkMsg, state: &mut SinkState<M>) -> Result<(), ActorProcessingErr> {
         match message {
-            SinkMsg::Events(events) => state.events(&events).await,
-            SinkMsg::Deltas(deltas) => state.deltas(&deltas).await,
+            SinkMsg::Events(events) => state.events(events).await,
+            SinkMsg::Deltas(deltas) => state.microcloud.add_buckets(deltas, &mut state.stats).await,
             SinkMsg::Finish(reply) => {
                 let report = state.finish().await;
                 let _ = reply.send(report);
@@ -94,9 +104,9 @@ impl<M: Microcloud> Actor for SinkActor<M> {
 }
 
 impl<M: Microcloud> SinkState<M> {
-    async fn events(&mut self, events: &[SessionEvent]) {
+    async fn events(&mut self, events: Arc<[SessionEvent]>) {
         if let Some(log) = self.events.as_mut() {
-            for event in events {
+            for event in events.iter() {
                 match log.write(event) {
                     Ok(()) => self.stats.events_logged += 1,
                     Err(error) => {
@@ -109,17 +119,7 @@ impl<M: Microcloud> SinkState<M> {
                 }
             }
         }
-        match self.microcloud.publish(events).await {
-            Ok(()) => self.stats.events_published += events.len() as u64,
-            Err(error) => self.microcloud_failed("publish", &error),
-        }
-    }
-
-    async fn deltas(&mut self, deltas: &[BucketDelta]) {
-        match self.microcloud.add_buckets(deltas).await {
-            Ok(()) => self.stats.deltas += deltas.len() as u64,
-            Err(error) => self.microcloud_failed("add_buckets", &error),
-        }
+        self.microcloud.publish(events, &mut self.stats).await;
     }
 
     fn microcloud_failed(&mut self, operation: &str, error: &dyn std::fmt::Display) {
@@ -136,11 +136,12 @@ impl<M: Microcloud> SinkState<M> {
                 tracing::error!(error = %error, "cannot flush the session-event log");
             }
         }
+        self.microcloud.drain(&mut self.stats).await;
         let mut buckets = Vec::new();
-        match self.microcloud.bucket_epochs().await {
+        match self.microcloud.microcloud().bucket_epochs().await {
             Ok(epochs) => {
                 for epoch in epochs {
-                    match self.microcloud.bucket_rows(epoch).await {
+                    match self.microcloud.microcloud().bucket_rows(epoch).await {
                         Ok(rows) => buckets.push((epoch, rows)),
                         Err(error) => self.microcloud_failed("bucket_rows", &error),
                     }

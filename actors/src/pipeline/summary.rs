@@ -71,6 +71,19 @@ impl Summary {
         if self.sink.microcloud_errors > 0 {
             failures.push(format!("{} microcloud operations failed", self.sink.microcloud_errors));
         }
+        let outage = &self.sink.outage;
+        if outage.dropped_full > 0 {
+            failures.push(format!(
+                "{} events and bucket deltas were not written to the microcloud: the outage buffer of {} items was full. Raise --redis-buffer to keep more",
+                outage.dropped_full, outage.capacity
+            ));
+        }
+        if outage.lost > 0 {
+            failures.push(format!(
+                "{} events and bucket deltas were not written to the microcloud: it was still unavailable when the retries at the end of the run timed out",
+                outage.lost
+            ));
+        }
         for (error, count) in self.pcap.iter().flat_map(|p| &p.write_errors) {
             failures.push(format!("{count} frames could not be written to pcap files: {error}"));
         }
@@ -104,6 +117,11 @@ impl Summary {
         write_map(&mut out, "malformed", &self.malformed);
         if let Some(pcap) = &self.pcap {
             let _ = writeln!(out, "pcap          {} frames into {} files, {} write errors", pcap.frames_written, pcap.files, pcap.write_errors.values().sum::<u64>());
+        }
+        let o = &self.sink.outage;
+        if o.write_failures > 0 || o.dropped_full > 0 {
+            let _ = writeln!(out, "microcloud    {} failed writes; outage buffer: max {} of {} items, {} replayed, {} dropped (full), {} lost at the end",
+                o.write_failures, o.max_buffered, o.capacity, o.replayed, o.dropped_full, o.lost);
         }
         let _ = writeln!(out, "reports       {} files; {} events logged, {} event log errors; {} microcloud errors", self.reports_written, self.sink.events_logged, self.sink.log_errors, self.sink.microcloud_errors);
         out

@@ -6,6 +6,7 @@
 //! by a batch id, so `add_buckets` retries a failed attempt without counting twice.
 
 mod buckets;
+mod claim;
 mod keys;
 mod publish;
 mod scripts;
@@ -50,12 +51,16 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Attempts after the first that `add_buckets` makes when the connection fails.
     pub retries: u32,
+    /// Connection attempts after the first that a reconnect makes, with a backoff from
+    /// 100 ms up to 5 s. A command issued while the connection is down waits for them, so
+    /// a caller that buffers and retries by itself (the `analyze` sink) sets 0.
+    pub reconnect_retries: usize,
 }
 
 impl Default for RedisConfig {
     /// Returns prefix `imsitrace:`, with subscriber state and buckets kept 24 hours after
     /// their last change and batch ids for 1 hour. Timeouts are 2 s to connect and 10 s
-    /// for a reply, with 2 retries.
+    /// for a reply, with 2 retries of a bucket batch and 6 of a reconnect.
     fn default() -> Self {
         RedisConfig {
             prefix: "imsitrace:".to_owned(),
@@ -65,6 +70,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(10),
             retries: 2,
+            reconnect_retries: 6,
         }
     }
 }
@@ -111,7 +117,7 @@ impl RedisMicrocloud {
             .set_response_timeout(Some(config.response_timeout))
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_secs(5))
-            .set_number_of_retries(6);
+            .set_number_of_retries(config.reconnect_retries);
         let connection = ConnectionManager::new_with_config(client, manager_config)
             .await
             .map_err(|error| cannot_connect(&redacted_url, &error))?;
@@ -174,10 +180,21 @@ impl Microcloud for RedisMicrocloud {
     }
 
     async fn add_buckets(&mut self, deltas: &[BucketDelta]) -> Result<(), MicrocloudError> {
+        let batch_id = self.next_batch_id();
+        self.add_buckets_as(Some(&batch_id), deltas).await
+    }
+
+    fn new_batch_id(&self) -> Option<String> {
+        Some(self.next_batch_id())
+    }
+
+    /// Adds `deltas` as batch `batch_id` (a fresh id when `None`), retrying with the same
+    /// id when the connection fails.
+    async fn add_buckets_as(&mut self, batch_id: Option<&str>, deltas: &[BucketDelta]) -> Result<(), MicrocloudError> {
         if deltas.is_empty() {
             return Ok(());
         }
-        let batch_id = self.next_batch_id();
+        let batch_id = batch_id.map_or_else(|| self.next_batch_id(), str::to_owned);
         let mut attempt = 0;
         loop {
             match buckets::add_batch(self, &batch_id, deltas).await {
