@@ -7,7 +7,7 @@ mod redis_server;
 
 use std::path::Path;
 
-use common::{data, imsitrace};
+use common::{data, files_of, imsitrace};
 use redis_server::{free_port, RedisServer};
 
 /// Runs `analyze` on `input` with reports into `report_dir` and the extra arguments.
@@ -16,19 +16,6 @@ fn analyze_reports(input: &Path, report_dir: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     let output = imsitrace(&args);
     assert!(output.status.success(), "imsitrace {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-}
-
-/// Returns (file name, contents) of every file in `dir`, sorted by name.
-fn files_of(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

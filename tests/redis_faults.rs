@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{data, read_pcap};
+use common::{data, files_of, read_pcap};
 use redis_server::{free_port, RedisServer};
 
 /// Copies of `small.pcap` in the long input.
@@ -144,19 +144,6 @@ fn assert_running(child: &mut Child) {
     // NOTE: on a machine much slower than usual, the run could end before the kill; the
     // assert then fails loudly instead of testing nothing.
     assert!(child.try_wait().expect("cannot poll imsitrace").is_none(), "the run ended before redis-server was killed");
-}
-
-/// Returns (file name, contents) of every file in `dir`, sorted by name.
-fn files_of(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 fn counter(summary: &serde_json::Value, path: &[&str]) -> u64 {

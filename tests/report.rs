@@ -9,7 +9,7 @@ mod redis_server;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{data, imsitrace};
+use common::{data, files_of, imsitrace};
 use redis_server::{free_port, RedisServer};
 
 /// Runs `analyze` on the small synthetic capture with the extra arguments.
@@ -53,19 +53,6 @@ fn report_concurrently(url: &str, epoch: &str, dir: &Path, owners: &[&str]) -> V
         })
         .collect();
     children.into_iter().map(|child| succeeded(child.wait_with_output().expect("wait for report"))).collect()
-}
-
-/// Returns (file name, contents) of every file in `dir`, sorted by name.
-fn files_of(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 /// Writes the embedded reports of the small capture into `dir` and returns them.

@@ -59,7 +59,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_open_files: usize,
     /// Keep the microcloud on this Redis server (`redis://host:port/db`) instead of in
-    /// process memory. The run stops at once when the server does not answer.
+    /// process memory. The run stops at once when the server does not respond.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
     /// Prefix of every Redis key and channel name.

@@ -144,3 +144,16 @@ pub fn truth(name: &str) -> serde_json::Value {
 pub fn frame_index(pcap: &Pcap) -> BTreeMap<(u64, Vec<u8>), usize> {
     pcap.frames.iter().enumerate().map(|(i, f)| ((f.ts_us, f.data.clone()), i)).collect()
 }
+
+/// Returns (file name, contents) of every file in `dir`, sorted by name.
+pub fn files_of(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -137,11 +137,6 @@ impl<C: Classify> ShardWork<C> {
         ShardStats { flows_created: flows.created, flows_expired: flows.expired_total(), tunnels: self.tunnels.len(), ..self.stats.clone() }
     }
 
-    /// Returns the classifier, for protocol names.
-    pub fn classifier(&self) -> &C {
-        &self.classifier
-    }
-
     /// Applies the queued events that precede capture sequence number `seq`. Before each
     /// event, held frames whose grace period ended by the event's time are given up, so an
     /// event binds only frames that were still waiting when it happened.

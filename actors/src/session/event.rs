@@ -15,7 +15,7 @@ pub struct TunnelKey {
     pub teid: u32,
 }
 
-/// Which side of the subscriber's path a tunnel endpoint belongs to.
+/// Side of the subscriber's path that a tunnel endpoint belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TunnelRole {
@@ -46,7 +46,7 @@ impl Tunnel {
     pub const GTPV1: u8 = 0xff;
 }
 
-/// What happened to a session.
+/// Kind of change to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {

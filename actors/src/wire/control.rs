@@ -54,7 +54,7 @@ impl Digits {
         true
     }
 
-    /// The digits as a string slice.
+    /// Returns the digits as a string slice.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored.
         std::str::from_utf8(&self.ascii[..usize::from(self.len)]).unwrap_or("")
