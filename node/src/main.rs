@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod analyze;
+mod redis_target;
 mod report;
 
 use std::process::ExitCode;

@@ -8,19 +8,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use imsitrace::bucket::BUCKET_SECONDS;
 use imsitrace::flow::classify::Classify;
-use imsitrace::microcloud::{Microcloud, RedisConfig, RedisMicrocloud};
+use imsitrace::microcloud::{Microcloud, RedisMicrocloud};
 use imsitrace::ndpi::Classifier;
 use imsitrace::output::report::{report_rows, write_report};
+
+use crate::redis_target::{runtime, RedisTarget};
 
 /// Options of `imsitrace report`.
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Redis server of the microcloud (`redis://host:port/db`).
-    #[arg(long, value_name = "URL")]
-    redis: String,
-    /// Prefix of every Redis key and channel name.
-    #[arg(long, value_name = "PREFIX", default_value = "imsitrace:")]
-    redis_prefix: String,
+    #[command(flatten)]
+    target: RedisTarget,
     /// Bucket to report. Give `now` (the bucket that contains the current time), `prev`
     /// (the one before), `-N` (N buckets before the current one), a bucket start in seconds
     /// since the Unix epoch (a multiple of 300), or `all` (every bucket on the server).
@@ -131,13 +129,8 @@ pub fn run(args: ReportArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.outdir)
         .map_err(|e| format!("cannot create the report directory {}: {e}", args.outdir.display()))?;
     let classifier = Classifier::new().map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
-        let config = RedisConfig { prefix: args.redis_prefix.clone(), ..RedisConfig::default() };
-        let cloud = RedisMicrocloud::connect(&args.redis, config).await.map_err(|e| e.to_string())?;
+    runtime()?.block_on(async {
+        let cloud = args.target.connect().await?;
         let mut reporter = Reporter {
             cloud,
             classifier,
@@ -146,7 +139,7 @@ pub fn run(args: ReportArgs) -> Result<(), String> {
             claim_ttl: Duration::from_secs(args.claim_ttl),
             retention: args.retention.map(Duration::from_secs),
         };
-        reporter.run(args.epoch, &args.redis_prefix).await
+        reporter.run(args.epoch, &args.target.redis_prefix).await
     })
 }
 
