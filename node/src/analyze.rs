@@ -202,7 +202,7 @@ fn seconds_to_us(option: &str, seconds: f64) -> Result<u64, String> {
 }
 
 /// Waits for SIGINT or SIGTERM.
-async fn wait_for_stop_signal() {
+pub(crate) async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut terminate) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;

@@ -4,6 +4,7 @@
 mod analyze;
 mod redis_target;
 mod report;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
     /// Write the 5-minute reports of buckets stored on a Redis microcloud, claiming each
     /// bucket so that only one collector of a cluster writes its report.
     Report(report::ReportArgs),
+    /// Print session events as the probes publish them on a Redis microcloud.
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod pcap;
 pub mod report;
+pub mod time;
 
 use std::fmt;
 use std::io;

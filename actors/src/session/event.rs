@@ -64,6 +64,20 @@ pub enum EventKind {
     Detach,
 }
 
+impl EventKind {
+    /// Returns the name used in JSON payloads, e.g. `attach`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Attach => "attach",
+            EventKind::Reject => "reject",
+            EventKind::Modify => "modify",
+            EventKind::Move => "move",
+            EventKind::Idle => "idle",
+            EventKind::Detach => "detach",
+        }
+    }
+}
+
 /// A session-change event, emitted when a response with an accepted cause is paired with its
 /// request (or when a create is rejected).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod claim;
 mod keys;
 mod publish;
 mod scripts;
+mod subscribe;
 #[cfg(test)]
 pub(crate) mod test_server;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, AsyncConnectionConfig, Client, RedisError};
 
 pub use keys::SCHEMA_VERSION;
+pub use subscribe::{events_channel, subscriber_channel, Delivery, Subscription, SubscriptionConfig};
 
 use crate::bucket::BucketDelta;
 use crate::microcloud::{Microcloud, MicrocloudError, SubscriberState};

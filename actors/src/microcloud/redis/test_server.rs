@@ -30,20 +30,24 @@ impl RedisServer {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("cannot create a data directory for redis-server");
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot run redis-server; install it with scripts/setup.sh");
+            let child = spawn(port, dir.path());
             let mut server = RedisServer { child, port, _dir: dir };
             if server.wait_until_ready() {
                 return server;
             }
         }
         panic!("redis-server did not start on a free loopback port in 5 attempts");
+    }
+
+    /// Kills the server and starts an empty one on the same port, as after a crash of a
+    /// server without persistence. Panics when the new server does not reply to PING.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("cannot create a data directory for redis-server");
+        self.child = spawn(self.port, dir.path());
+        self._dir = dir;
+        assert!(self.wait_until_ready(), "redis-server did not restart on port {}", self.port);
     }
 
     /// Returns the URL of the server, `redis://127.0.0.1:<port>/`.
@@ -90,6 +94,18 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `redis-server` on 127.0.0.1:`port` with its data in `dir` and no persistence.
+fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot run redis-server; install it with scripts/setup.sh")
 }
 
 /// Returns a loopback port that was free a moment ago.
