@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Measures `imsitrace analyze` end to end on the large synthetic capture: frames per second and
-# peak memory with 1 and 2 shards, and with the whole process pinned to one core. Generates the
-# capture (about 190 MB) into target/bench-data on the first run. Needs python3 with scapy and
-# cryptography for the generator; they are installed with pip when missing.
+# peak memory with 1 and 2 shards, with the whole process pinned to one core, and with the
+# microcloud on a Redis server (`--redis`), printing each Redis run's rate as a share of the
+# embedded run's. The Redis server is started by this script on a free loopback port with an
+# empty temporary directory and no persistence, and stopped at the end.
+# Generates the capture (about 190 MB) into target/bench-data (under CARGO_TARGET_DIR when that
+# is set) on the first run. Needs python3
+# with scapy and cryptography for the generator; they are installed with pip when missing.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 "$repo_root/scripts/setup.sh"
 
-data_dir=target/bench-data
+data_dir=${CARGO_TARGET_DIR:-target}/bench-data
 capture=$data_dir/large.pcap
 if [[ ! -f $capture ]]; then
     python3 -c 'import scapy, cryptography' 2>/dev/null || python3 -m pip install --quiet scapy cryptography
@@ -19,28 +23,94 @@ if [[ ! -f $capture ]]; then
 fi
 
 cargo build --release --quiet -p imsitrace-node
-binary=target/release/imsitrace
+binary=${CARGO_TARGET_DIR:-target}/release/imsitrace
 
+redis_pid=
+redis_dir=
+redis_port=
+
+stop_redis() {
+    if [[ -n $redis_pid ]]; then
+        kill "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+        redis_pid=
+    fi
+    if [[ -n $redis_dir ]]; then
+        rm -rf "$redis_dir"
+        redis_dir=
+    fi
+}
+trap stop_redis EXIT
+
+# Starts redis-server on a free loopback port and waits until it replies to PING. A port taken
+# between the check and the start makes the server exit; another port is tried then.
+start_redis() {
+    for _ in 1 2 3 4 5; do
+        redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        redis_dir=$(mktemp -d)
+        redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" >"$redis_dir/log" 2>&1 &
+        redis_pid=$!
+        for _ in $(seq 100); do
+            if redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG; then
+                return 0
+            fi
+            kill -0 "$redis_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_redis
+    done
+    echo "redis-server did not start on a free loopback port in 5 attempts" >&2
+    return 1
+}
+
+# Prints the CPU time, user plus system in seconds, that the bench's redis-server has used.
+redis_cpu() {
+    redis-cli -h 127.0.0.1 -p "$redis_port" info cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ { total += $2 } END { printf "%.2f", total }'
+}
+
+# Runs one analyze command with --json and prints frames/s, wall time and peak RSS. Sets
+# last_rate to the frames/s of the run.
 run() {
     local label=$1
     shift
     local times
     times=$(mktemp)
     /usr/bin/time -f '%e %M' -o "$times" "$@" --json >"$times.json"
-    python3 - "$label" "$times" <<'PY'
+    last_rate=$(python3 - "$label" "$times" <<'PY'
 import json, sys
 label, times = sys.argv[1], sys.argv[2]
 wall, rss_kb = open(times).read().split()
 summary = json.load(open(times + ".json"))
 print(f"{label:<28} {summary['capture']['frames']:>9} frames  {summary['frames_per_s']:>12,.0f} frames/s  "
-      f"wall {float(wall):.2f} s  peak RSS {int(rss_kb) / 1024:.0f} MiB")
+      f"wall {float(wall):.2f} s  peak RSS {int(rss_kb) / 1024:.0f} MiB", file=sys.stderr)
+print(summary['frames_per_s'])
 PY
+)
     rm -f "$times" "$times.json"
 }
 
+# Runs analyze with --redis on an emptied server and prints the rate as a share of
+# `embedded_rate` (frames/s of the embedded run with the same shards), with the server's CPU time.
+run_redis() {
+    local label=$1 embedded_rate=$2
+    shift 2
+    redis-cli -h 127.0.0.1 -p "$redis_port" flushall >/dev/null
+    local cpu_before
+    cpu_before=$(redis_cpu)
+    run "$label" "$@" --redis "redis://127.0.0.1:$redis_port/"
+    python3 -c 'import sys; rate, embedded, before, after = map(float, sys.argv[1:]); print(" " * 29 + f"{rate / embedded:.0%} of the embedded rate, redis-server CPU {after - before:.2f} s")' \
+        "$last_rate" "$embedded_rate" "$cpu_before" "$(redis_cpu)"
+}
+
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+start_redis
+echo "$(redis-server --version | cut -d' ' -f1-3) on 127.0.0.1:$redis_port"
 for repeat in 1 2 3; do
     run "1 shard" "$binary" analyze "$capture" --shards 1
+    embedded_1=$last_rate
     run "2 shards" "$binary" analyze "$capture" --shards 2
+    embedded_2=$last_rate
     run "1 shard, pinned to 1 core" taskset -c 0 "$binary" analyze "$capture" --shards 1
+    run_redis "1 shard, --redis" "$embedded_1" "$binary" analyze "$capture" --shards 1
+    run_redis "2 shards, --redis" "$embedded_2" "$binary" analyze "$capture" --shards 2
 done

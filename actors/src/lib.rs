@@ -5,13 +5,16 @@
 //! [`tunnel`] maps user-plane tunnels to subscribers, [`flow`] keeps per-subscriber flows,
 //! [`bucket`] aggregates expired flows into 5-minute buckets, and [`batch`] carries frames
 //! between the actors. [`ndpi`] classifies flows with nDPI. [`output`] writes pcap files,
-//! reports and event logs, [`microcloud`] holds the state shared between nodes, and
-//! [`pipeline`] wires the actors together.
+//! reports and event logs, [`microcloud`] holds the state shared between nodes,
+//! [`pipeline`] wires the actors together, and [`aggregator`] writes the reports of the
+//! buckets stored on a Redis microcloud.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aggregator;
 pub mod batch;
 pub mod bucket;
+pub mod cluster;
 pub mod flow;
 pub mod microcloud;
 pub mod ndpi;

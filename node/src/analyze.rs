@@ -6,6 +6,8 @@ use clap::Args;
 use imsitrace::flow::FlowTimeouts;
 use imsitrace::microcloud::embedded::EmbeddedMicrocloud;
 use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
+use imsitrace::pipeline::capture::pace::{is_valid_speed, REPLAY_SPEED_HINT};
+use imsitrace::pipeline::lookup::LookupConfig;
 use imsitrace::pipeline::records::Tracking;
 use imsitrace::pipeline::shard_work::ShardSettings;
 use imsitrace::pipeline::sink_buffer::OutageConfig;
@@ -58,6 +60,10 @@ pub struct AnalyzeArgs {
     /// Maximum pcap files open at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_open_files: usize,
+    /// Replay the input paced by its packet times: 1 at the capture's own pace, 10 ten
+    /// times faster, 0 as fast as possible. Several inputs are paced in their merged order.
+    #[arg(long, value_name = "FACTOR", default_value_t = 0.0, allow_negative_numbers = true)]
+    replay_speed: f64,
     /// Keep the microcloud on this Redis server (`redis://host:port/db`) instead of in
     /// process memory. The run stops at once when the server does not respond.
     #[arg(long, value_name = "URL")]
@@ -65,6 +71,15 @@ pub struct AnalyzeArgs {
     /// Prefix of every Redis key and channel name.
     #[arg(long, value_name = "PREFIX", default_value = "imsitrace:", requires = "redis")]
     redis_prefix: String,
+    /// Seconds of wall-clock time during which a tunnel that the Redis tunnel index does
+    /// not contain counts as unknown without another read; 0 reads it on every request.
+    /// A shard requests such a tunnel again at most once per --late-grace of packet time.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, allow_negative_numbers = true, requires = "redis", conflicts_with = "no_redis_lookup")]
+    redis_lookup_negative_ttl: f64,
+    /// Do not ask the Redis tunnel index who owns a tunnel this node has no signalling
+    /// for; its G-PDUs then wait only for local signalling.
+    #[arg(long, requires = "redis")]
+    no_redis_lookup: bool,
     /// Session events plus bucket deltas kept in memory while the Redis server is
     /// unavailable. When the buffer is full, the oldest are dropped and the run exits with
     /// status 1.
@@ -74,6 +89,11 @@ pub struct AnalyzeArgs {
     /// is left after that is reported as lost.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, requires = "redis")]
     redis_retry_timeout: f64,
+    /// Also write ntop's key layout (`imsi.<IMSI>`, channels `imsi.create` and
+    /// `imsi.delete`, hashes `<epoch>.<IMSI>.<protocol>`) for PF_RING's pfwrite and
+    /// imsiAggregator.py. These names take no prefix.
+    #[arg(long, requires = "redis")]
+    ntop_compat: bool,
 }
 
 /// Runs `imsitrace analyze`.
@@ -86,6 +106,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
         // The sink buffers failed writes and retries them with its own backoff, so a
         // command fails at once when the server is down instead of blocking the sink.
         reconnect_retries: 0,
+        ntop_compat: args.ntop_compat,
         ..RedisConfig::default()
     }));
     let config = config_from(args)?;
@@ -149,6 +170,10 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         finish_timeout: std::time::Duration::from_micros(seconds_to_us("--redis-retry-timeout", args.redis_retry_timeout)?),
         ..OutageConfig::default()
     };
+    let lookup = lookup_from(&args)?;
+    if !is_valid_speed(args.replay_speed) {
+        return Err(format!("invalid value {} for --replay-speed: {REPLAY_SPEED_HINT}", args.replay_speed));
+    }
     let shard = ShardSettings {
         timeouts,
         late_grace_us: seconds_to_us("--late-grace", args.late_grace)?,
@@ -168,9 +193,22 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         events: args.events,
         max_open_files: args.max_open_files.max(1),
         outage,
+        lookup,
         progress: true,
         stop: Default::default(),
+        replay_speed: args.replay_speed,
     })
+}
+
+/// Returns the lookup settings: lookups are on with `--redis` unless `--no-redis-lookup`.
+/// The embedded microcloud contains only this process's own events, so it has nothing to
+/// look up.
+fn lookup_from(args: &AnalyzeArgs) -> Result<Option<LookupConfig>, String> {
+    if args.redis.is_none() || args.no_redis_lookup {
+        return Ok(None);
+    }
+    let negative_ttl_us = seconds_to_us("--redis-lookup-negative-ttl", args.redis_lookup_negative_ttl)?;
+    Ok(Some(LookupConfig { negative_ttl: std::time::Duration::from_micros(negative_ttl_us), ..LookupConfig::default() }))
 }
 
 fn tracking_from(args: &AnalyzeArgs) -> Result<Tracking, String> {

@@ -2,8 +2,12 @@
 #![deny(unsafe_code)]
 
 mod analyze;
+mod config;
+mod node;
+mod query;
 mod redis_target;
 mod report;
+mod subscriber;
 mod watch;
 
 use std::process::ExitCode;
@@ -25,16 +29,32 @@ enum Command {
     /// Write the 5-minute reports of buckets stored on a Redis microcloud, claiming each
     /// bucket so that only one collector of a cluster writes its report.
     Report(report::ReportArgs),
+    /// Run a node with the roles of its configuration file: probe (read captures into the
+    /// microcloud), collector (write the periodic reports) or both, until SIGINT or SIGTERM.
+    Node(node::NodeArgs),
+    /// Check a node configuration file.
+    Config(config::ConfigArgs),
+    /// Answer questions from the data on a Redis microcloud: who uses an application, how
+    /// many subscribers are active.
+    Query(query::QueryArgs),
+    /// Print the stored state of a subscriber, found by IMSI, MSISDN or UE address.
+    Subscriber(subscriber::SubscriberArgs),
     /// Print session events as the probes publish them on a Redis microcloud.
     Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // A node runs as a service, so its starts, stops and reports are logged by default.
+    // ractor_cluster logs routine session ends at warn, so a node shows only its errors.
+    init_logging(if matches!(cli.command, Command::Node(_)) { "info,ractor_cluster=error" } else { "warn" });
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
+        Command::Node(args) => node::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Subscriber(args) => subscriber::run(args),
         Command::Watch(args) => watch::run(args),
     };
     match result {
@@ -46,8 +66,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` sets the level (default: warn).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// Logs to stderr; `RUST_LOG` sets the level, else `default_level`.
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
 }

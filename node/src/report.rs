@@ -2,15 +2,13 @@
 //! microcloud, once per cluster. Each bucket is claimed before its report is written, so
 //! when several collectors run the command for one bucket, only one of them writes it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use imsitrace::aggregator::schedule;
+use imsitrace::aggregator::{ReportJob, ReportOutcome, ReportSettings};
 use imsitrace::bucket::BUCKET_SECONDS;
-use imsitrace::flow::classify::Classify;
-use imsitrace::microcloud::{Microcloud, RedisMicrocloud};
-use imsitrace::ndpi::Classifier;
-use imsitrace::output::report::{report_rows, write_report};
 
 use crate::redis_target::{runtime, RedisTarget};
 
@@ -90,31 +88,7 @@ fn parse_digits(text: &str) -> Option<u64> {
 /// Returns the start of the bucket `buckets_ago` buckets before the one containing
 /// `now_s` (seconds since the Unix epoch).
 pub fn bucket_before(now_s: u64, buckets_ago: u64) -> Result<u64, String> {
-    let current = now_s - now_s % BUCKET_SECONDS;
-    buckets_ago
-        .checked_mul(BUCKET_SECONDS)
-        .and_then(|offset| current.checked_sub(offset))
-        .ok_or_else(|| format!("invalid epoch -{buckets_ago}: that bucket would start before 1970"))
-}
-
-/// Result of reporting one bucket.
-enum Outcome {
-    /// The report was written, with this many lines after the header.
-    Written { path: PathBuf, lines: usize },
-    /// Another owner holds the claim; `None` when the claim expired since.
-    Claimed { owner: Option<String> },
-    /// The server stores no row of the bucket.
-    Empty,
-}
-
-/// Settings of one run, after the options are checked.
-struct Reporter {
-    cloud: RedisMicrocloud,
-    classifier: Classifier,
-    outdir: PathBuf,
-    owner: String,
-    claim_ttl: Duration,
-    retention: Option<Duration>,
+    schedule::bucket_before(now_s, buckets_ago).ok_or_else(|| format!("invalid epoch -{buckets_ago}: that bucket would start before 1970"))
 }
 
 /// Runs `imsitrace report`.
@@ -126,91 +100,46 @@ pub fn run(args: ReportArgs) -> Result<(), String> {
     if args.claim_ttl == 0 {
         return Err("invalid value 0 for --claim-ttl: give at least 1 second".into());
     }
-    std::fs::create_dir_all(&args.outdir)
-        .map_err(|e| format!("cannot create the report directory {}: {e}", args.outdir.display()))?;
-    let classifier = Classifier::new().map_err(|e| e.to_string())?;
+    let settings = ReportSettings {
+        outdir: args.outdir,
+        owner,
+        claim_ttl: Duration::from_secs(args.claim_ttl),
+        retention: args.retention.map(Duration::from_secs),
+    };
+    // The directory is created before connecting, so a bad directory fails without a server.
+    std::fs::create_dir_all(&settings.outdir)
+        .map_err(|e| format!("cannot create the report directory {}: {e}", settings.outdir.display()))?;
     runtime()?.block_on(async {
         let cloud = args.target.connect().await?;
-        let mut reporter = Reporter {
-            cloud,
-            classifier,
-            outdir: args.outdir,
-            owner,
-            claim_ttl: Duration::from_secs(args.claim_ttl),
-            retention: args.retention.map(Duration::from_secs),
-        };
-        reporter.run(args.epoch, &args.target.redis_prefix).await
+        let mut job = ReportJob::new(cloud, settings).map_err(|e| e.to_string())?;
+        report_buckets(&mut job, args.epoch, &args.target.redis_prefix).await
     })
 }
 
-impl Reporter {
-    /// Reports every bucket named by `spec` and prints one line per bucket on stdout.
-    /// Stops at the first error.
-    async fn run(&mut self, spec: EpochSpec, prefix: &str) -> Result<(), String> {
-        let epochs = match spec {
-            EpochSpec::All => self.cloud.bucket_epochs().await.map_err(|e| e.to_string())?,
-            EpochSpec::BucketsAgo(count) => vec![bucket_before(unix_now_s(), count)?],
-            EpochSpec::Absolute(epoch) => vec![epoch],
-        };
-        if epochs.is_empty() {
-            println!("no bucket is stored under the prefix {prefix}; no report written");
-        }
-        for epoch in epochs {
-            match self.report(epoch).await? {
-                Outcome::Written { path, lines } => println!("wrote {} ({lines} lines)", path.display()),
-                Outcome::Claimed { owner: Some(owner) } => {
-                    println!("bucket {epoch} not written: its report is claimed by {owner}");
-                }
-                Outcome::Claimed { owner: None } => {
-                    println!("bucket {epoch} not written: its report is claimed by another owner");
-                }
-                Outcome::Empty => println!("bucket {epoch} not written: no rows are stored for it"),
+/// Reports every bucket named by `spec` and prints one line per bucket on stdout. Stops at
+/// the first error.
+async fn report_buckets(job: &mut ReportJob, spec: EpochSpec, prefix: &str) -> Result<(), String> {
+    let epochs = match spec {
+        EpochSpec::All => job.stored_epochs().await.map_err(|e| e.to_string())?,
+        EpochSpec::BucketsAgo(count) => vec![bucket_before(unix_now_s(), count)?],
+        EpochSpec::Absolute(epoch) => vec![epoch],
+    };
+    if epochs.is_empty() {
+        println!("no bucket is stored under the prefix {prefix}; no report written");
+    }
+    for epoch in epochs {
+        match job.report(epoch).await.map_err(|e| e.to_string())? {
+            ReportOutcome::Written { path, lines } => println!("wrote {} ({lines} lines)", path.display()),
+            ReportOutcome::Claimed { owner: Some(owner) } => {
+                println!("bucket {epoch} not written: its report is claimed by {owner}");
             }
-        }
-        Ok(())
-    }
-
-    /// Claims the bucket starting at `epoch`, then reads its rows and writes its report.
-    /// Releases the claim when there is nothing to write or the write fails, so a later run
-    /// can report the bucket.
-    async fn report(&mut self, epoch: u64) -> Result<Outcome, String> {
-        let claimed = self.cloud.claim_report(epoch, &self.owner, self.claim_ttl).await;
-        if !claimed.map_err(|e| format!("cannot claim bucket {epoch}: {e}"))? {
-            let owner = self.cloud.report_owner(epoch).await.map_err(|e| e.to_string())?;
-            return Ok(Outcome::Claimed { owner });
-        }
-        let written = self.write(epoch).await;
-        if !matches!(written, Ok(Outcome::Written { .. })) {
-            if let Err(error) = self.cloud.release_report(epoch, &self.owner).await {
-                tracing::warn!(epoch, owner = %self.owner, %error, "cannot release the report claim, so it stays until its TTL ends");
+            ReportOutcome::Claimed { owner: None } => {
+                println!("bucket {epoch} not written: its report is claimed by another owner");
             }
+            ReportOutcome::Empty => println!("bucket {epoch} not written: no rows are stored for it"),
         }
-        let written = written?;
-        if let (Outcome::Written { .. }, Some(retention)) = (&written, self.retention) {
-            self.cloud
-                .expire_bucket(epoch, retention)
-                .await
-                .map_err(|e| format!("wrote the report of bucket {epoch} but cannot set its retention: {e}"))?;
-        }
-        Ok(written)
     }
-
-    /// Reads the rows of the bucket starting at `epoch` and writes `<outdir>/<epoch>.imsi`,
-    /// naming protocols as nDPI prints them.
-    async fn write(&mut self, epoch: u64) -> Result<Outcome, String> {
-        let deltas = self.cloud.bucket_rows(epoch).await.map_err(|e| format!("cannot read bucket {epoch}: {e}"))?;
-        if deltas.is_empty() {
-            return Ok(Outcome::Empty);
-        }
-        let classifier = &self.classifier;
-        let rows = report_rows(&deltas, |protocol| classifier.name(protocol).to_owned());
-        let path = write_report(&self.outdir, epoch, &rows).map_err(|e| report_error(&self.outdir, epoch, &e))?;
-        Ok(Outcome::Written { path, lines: rows.len() })
-    }
-}
-
-fn report_error(outdir: &Path, epoch: u64, error: &dyn std::fmt::Display) -> String {
-    format!("cannot write the report of bucket {epoch} into {}: {error}", outdir.display())
+    Ok(())
 }
 
 /// Returns `<host name>:<process id>`, the owner name when `--owner` is not given.

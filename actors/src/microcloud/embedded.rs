@@ -208,6 +208,11 @@ impl Microcloud for EmbeddedMicrocloud {
         Ok(self.lock().tunnels.get(&key).cloned())
     }
 
+    async fn lookup_tunnels(&mut self, keys: &[TunnelKey]) -> Result<Vec<Option<String>>, MicrocloudError> {
+        let store = self.lock();
+        Ok(keys.iter().map(|key| store.tunnels.get(key).cloned()).collect())
+    }
+
     async fn subscriber(&mut self, imsi: &str) -> Result<Option<SubscriberState>, MicrocloudError> {
         Ok(self.lock().subscribers.get(imsi).cloned())
     }

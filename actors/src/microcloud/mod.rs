@@ -68,6 +68,22 @@ pub trait Microcloud: Send + 'static {
         key: TunnelKey,
     ) -> impl Future<Output = Result<Option<String>, MicrocloudError>> + Send;
 
+    /// Returns the IMSI that owns each tunnel of `keys`, in the same order. The Redis
+    /// backend reads them in one round trip. The default calls
+    /// [`Microcloud::lookup_tunnel`] for each key and stops at the first error.
+    fn lookup_tunnels(
+        &mut self,
+        keys: &[TunnelKey],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, MicrocloudError>> + Send {
+        async move {
+            let mut owners = Vec::with_capacity(keys.len());
+            for &key in keys {
+                owners.push(self.lookup_tunnel(key).await?);
+            }
+            Ok(owners)
+        }
+    }
+
     /// Returns the state of subscriber `imsi`, if any event named it.
     fn subscriber(
         &mut self,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::*;
 use crate::bucket::BucketDelta;
 use crate::flow::classify::AppProtocol;
-use crate::session::event::{EventKind, Tunnel, TunnelRole};
+use crate::session::event::{fixture, EventKind, Tunnel, TunnelRole};
 use crate::wire::control::Digits;
 
 pub(super) const IMSI_A: &str = "001010000000001";
@@ -39,29 +39,7 @@ pub(super) fn downlink(last_octet: u8, teid: u32) -> Tunnel {
 
 /// Builds an event of session `session_id` at `SITE`, with no tunnel change.
 pub(super) fn event(kind: EventKind, imsi: &str, session_id: u64, ts_us: u64) -> SessionEvent {
-    SessionEvent {
-        kind,
-        ts_us,
-        request_ts_us: ts_us,
-        seq: 0,
-        site: SITE.to_owned(),
-        session_id,
-        imsi: imsi.to_owned(),
-        msisdn: None,
-        imei: None,
-        apn: None,
-        rat: None,
-        uli: None,
-        serving_network: None,
-        ue_ipv4: None,
-        ue_ipv6: None,
-        gtp_version: 1,
-        message_type: 16,
-        cause: Some(128),
-        tunnels: vec![],
-        added: vec![],
-        removed: vec![],
-    }
+    SessionEvent { site: SITE.to_owned(), ..fixture::event(kind, imsi, session_id, ts_us) }
 }
 
 pub(super) fn attach(imsi: &str, session_id: u64, tunnels: &[Tunnel]) -> SessionEvent {

@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::batch::BatchPool;
+use crate::pipeline::capture::pace::{Pacer, SystemClock};
 use crate::pipeline::reader::{InputError, MergedReader, ReadFrame};
 use crate::pipeline::route::{self, Router, Targets, UserFields, GTPU_END_MARKER, GTPU_G_PDU};
 use crate::wire::{inner_packet, Decoded, Decoder, DecodeError, GtpFrame, GtpPdu, GtpVersion, UserPdu};
+
+pub mod pace;
 
 /// Settings of the capture loop.
 #[derive(Debug, Clone)]
@@ -29,6 +32,9 @@ pub struct CaptureConfig {
     pub progress: bool,
     /// Set by a signal handler to end the input early; what was read is processed normally.
     pub stop: Arc<AtomicBool>,
+    /// Replay speed as a factor of the capture's own pace (see [`pace`]), or 0 to read as
+    /// fast as possible.
+    pub replay_speed: f64,
 }
 
 /// Frame counters of the capture loop.
@@ -71,6 +77,12 @@ pub struct CaptureStats {
     /// Read errors that ended a file early (e.g. a file cut short in the middle of a frame);
     /// the frames read before each error are processed.
     pub read_errors: Vec<String>,
+    /// Replay speed as a factor of the capture's own pace, 0 for a run read as fast as possible.
+    pub replay_speed: f64,
+    /// Wall-clock seconds from reading the first frame to the end of the input.
+    pub read_wall_s: f64,
+    /// Pauses of a paced replay, each after sending every open batch.
+    pub replay_pauses: u64,
 }
 
 /// Counters kept in a fixed array on the packet path and turned into [`CaptureStats`] at the end.
@@ -104,7 +116,17 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     let mut router = Router::new(targets, pool, config.batch_size);
     let mut counters = Counters { stats: CaptureStats::default(), malformed: [0; DecodeError::COUNT] };
     let mut progress = Progress::new(config.progress);
+    let mut pacer = Pacer::new(config.replay_speed, SystemClock::default());
+    let mut first_read: Option<Instant> = None;
     while let Some(frame) = reader.next_frame() {
+        first_read.get_or_insert_with(Instant::now);
+        if let Some(pacer) = &mut pacer {
+            if !wait_for_frame(pacer, &mut router, frame.ts_us, &config.stop) {
+                counters.stats.stopped_early = true;
+                break;
+            }
+            progress.tick(&counters.stats);
+        }
         router.seq += 1;
         count_frame(&mut counters.stats, &frame);
         match decoder.decode(frame.link, frame.ts_us, frame.data) {
@@ -126,7 +148,19 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     progress.done(&counters.stats);
     counters.stats.read_errors = reader.errors.iter().map(|e| e.to_string()).collect();
     counters.stats.reassembly = decoder.reassembly_stats();
+    counters.stats.replay_speed = config.replay_speed;
+    counters.stats.replay_pauses = pacer.map_or(0, |pacer| pacer.pauses);
+    counters.stats.read_wall_s = first_read.map_or(0.0, |instant| instant.elapsed().as_secs_f64());
     Ok(counters.finish(router.pool_waits))
+}
+
+/// Waits until a frame of packet time `ts_us` is due in a paced replay. Before it sleeps,
+/// it sends every open batch (a full flush), so the consumers do not wait on a partly
+/// filled batch while the capture sleeps. Returns false when a stop request came first.
+fn wait_for_frame(pacer: &mut Pacer<SystemClock>, router: &mut Router, ts_us: u64, stop: &AtomicBool) -> bool {
+    let Some(until) = pacer.wait_until(ts_us) else { return true };
+    router.flush_all();
+    pacer.pause(until, stop)
 }
 
 fn count_frame(stats: &mut CaptureStats, frame: &ReadFrame<'_>) {

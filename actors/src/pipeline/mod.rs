@@ -4,9 +4,11 @@
 //! capture (blocking thread) --GTP-C--> control --events--> shards, sink
 //!        '--G-PDU by inner flow--> shard k --flows--> buckets --> sink (microcloud)
 //! control, shards --frames of tracked subscribers--> pcap writer
+//! shards <--unknown tunnel keys, owners--> lookup (microcloud tunnel index)
 //! ```
 pub mod capture;
 pub mod control;
+pub mod lookup;
 pub mod reader;
 pub mod records;
 pub mod route;

@@ -12,6 +12,7 @@ use crate::output::events::EventsWriter;
 use crate::batch::BatchPool;
 use crate::pipeline::capture::{CaptureActor, CaptureArgs, CaptureConfig, CaptureMsg};
 use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
+use crate::pipeline::lookup::{LookupActor, LookupArgs, LookupConfig, LookupMsg};
 use crate::pipeline::reader::{expand_inputs, InputError};
 use crate::pipeline::records::Tracking;
 use crate::pipeline::route::Targets;
@@ -52,8 +53,14 @@ pub struct AnalyzeConfig {
     pub progress: bool,
     /// Outage buffer of the microcloud writes.
     pub outage: OutageConfig,
+    /// Lookups of unknown tunnels in the microcloud's tunnel index; `None` turns them off.
+    pub lookup: Option<LookupConfig>,
     /// Set to end the input early (e.g. on SIGINT); outputs are still flushed and closed.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Replay speed as a factor of the capture's own pace, or 0 to read as fast as possible.
+    /// Callers check it with `capture::pace::is_valid_speed`, because an invalid value reads
+    /// as 0.
+    pub replay_speed: f64,
 }
 
 /// Failure of a run.
@@ -95,11 +102,12 @@ struct Actors {
     shards: Vec<ActorRef<ShardMsg>>,
     writer: Option<ActorRef<WriterMsg>>,
     sink: ActorRef<SinkMsg>,
+    lookup: Option<ActorRef<LookupMsg>>,
 }
 
 /// Reads every input, follows every subscriber, writes the requested outputs and returns
 /// the summary.
-pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Result<Summary, AnalyzeError> {
+pub async fn analyze<M: Microcloud + Clone>(config: AnalyzeConfig, microcloud: M) -> Result<Summary, AnalyzeError> {
     let started = Instant::now();
     let files = expand_inputs(&config.inputs)?;
     let pool = BatchPool::new(config.pool_size.max(2 * config.shards + 2));
@@ -111,6 +119,7 @@ pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Res
         pool_size: config.pool_size,
         progress: config.progress,
         stop: config.stop.clone(),
+        replay_speed: config.replay_speed,
     };
     let targets = Targets { control: actors.control.clone(), shards: actors.shards.clone() };
     let capture_args = CaptureArgs { config: capture_config, targets, pool };
@@ -135,13 +144,14 @@ pub async fn analyze<M: Microcloud>(config: AnalyzeConfig, microcloud: M) -> Res
     Ok(summary)
 }
 
-async fn spawn_actors<M: Microcloud>(config: &AnalyzeConfig, microcloud: M, pool: &BatchPool) -> Result<Actors, AnalyzeError> {
+async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud: M, pool: &BatchPool) -> Result<Actors, AnalyzeError> {
     let tracking = Arc::new(config.tracking.clone());
+    let lookup = spawn_lookup(config, &microcloud).await?;
     let events = match &config.events {
         Some(path) => Some(create_event_log(path)?),
         None => None,
     };
-    let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events, outage: config.outage.clone() }).await.map_err(actor_error("sink"))?;
+    let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events, outage: config.outage.clone(), read_buckets: config.report_dir.is_some() }).await.map_err(actor_error("sink"))?;
     let writer = match (&config.pcap_dir, tracking.is_nobody()) {
         (Some(dir), false) => {
             std::fs::create_dir_all(dir)
@@ -160,6 +170,7 @@ async fn spawn_actors<M: Microcloud>(config: &AnalyzeConfig, microcloud: M, pool
             writer: writer.clone(),
             sink: sink.clone(),
             pool: pool.clone(),
+            lookup: lookup.clone(),
         };
         shards.push(Actor::spawn(None, ShardActor, args).await.map_err(actor_error("shard"))?.0);
     }
@@ -172,7 +183,15 @@ async fn spawn_actors<M: Microcloud>(config: &AnalyzeConfig, microcloud: M, pool
         pool: pool.clone(),
     };
     let (control, _) = Actor::spawn(None, ControlActor, args).await.map_err(actor_error("control"))?;
-    Ok(Actors { control, shards, writer, sink })
+    Ok(Actors { control, shards, writer, sink, lookup })
+}
+
+/// Starts the lookup actor with a clone of the microcloud handle, when lookups are on.
+async fn spawn_lookup<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud: &M) -> Result<Option<ActorRef<LookupMsg>>, AnalyzeError> {
+    let Some(lookup_config) = &config.lookup else { return Ok(None) };
+    let args = LookupArgs { microcloud: microcloud.clone(), config: lookup_config.clone() };
+    let (lookup, _) = Actor::spawn(None, LookupActor::<M>::default(), args).await.map_err(actor_error("lookup"))?;
+    Ok(Some(lookup))
 }
 
 /// Creates the event log file and its parent directories.
@@ -196,13 +215,17 @@ where
     }
 }
 
-/// Finishes the actors in dependency order: control, then shards (which get the last events),
-/// then the pcap writer (which gets the last records) and the sink.
+/// Finishes the actors in dependency order: control, then shards (which get the last events
+/// and the last lookup results), then the lookup actor, the pcap writer (which gets the last
+/// records) and the sink.
 async fn finish_actors(actors: &Actors) -> Result<(Summary, SinkReport), AnalyzeError> {
     let mut summary = Summary { control: call(&actors.control, "control", ControlMsg::Finish).await?, ..Summary::default() };
     for shard in &actors.shards {
         let stats = call(shard, "shard", ShardMsg::Finish).await?;
         add_shard(&mut summary.user_plane, &stats);
+    }
+    if let Some(lookup) = &actors.lookup {
+        summary.lookups = Some(call(lookup, "lookup", LookupMsg::Finish).await?);
     }
     if let Some(writer) = &actors.writer {
         summary.pcap = Some(call(writer, "pcap writer", WriterMsg::Finish).await?);
@@ -216,6 +239,9 @@ fn stop_actors(actors: &Actors) {
     actors.control.stop(None);
     for shard in &actors.shards {
         shard.stop(None);
+    }
+    if let Some(lookup) = &actors.lookup {
+        lookup.stop(None);
     }
     if let Some(writer) = &actors.writer {
         writer.stop(None);

@@ -1,5 +1,7 @@
 //! The shard actor: user-plane work for the G-PDUs routed to it, in capture order with the
-//! control events they depend on.
+//! control events they depend on. With microcloud lookups on, it sends the unknown tunnel
+//! keys of each data batch to the lookup actor, and stops where a held frame needs a
+//! lookup result that has not arrived.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::ndpi::Classifier;
 use crate::batch::{BatchPool, FrameBatch};
+use crate::pipeline::lookup::{LookupMsg, LookupReply};
 use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::shard_work::{ShardSettings, ShardStats, ShardWork};
 use crate::pipeline::sink::SinkMsg;
@@ -33,7 +36,10 @@ pub enum ShardMsg {
         /// Its events, in capture order.
         events: Arc<[SessionEvent]>,
     },
-    /// Ends the input and returns the counters once every earlier message is handled.
+    /// Owners of the tunnel keys this shard asked the lookup actor about.
+    Lookup(LookupReply),
+    /// Ends the input and returns the counters once every earlier message is handled and
+    /// every held frame is settled, which may wait for lookup results.
     Finish(RpcReplyPort<ShardStats>),
 }
 
@@ -51,14 +57,24 @@ pub struct ShardArgs {
     pub sink: ActorRef<SinkMsg>,
     /// Pool that receives emptied batches.
     pub pool: BatchPool,
+    /// Lookup actor of the microcloud's tunnel index; `None` turns lookups off.
+    pub lookup: Option<ActorRef<LookupMsg>>,
 }
 
 /// State of a shard actor.
 pub struct ShardState {
     work: ShardWork<Classifier>,
     args: ShardArgs,
+    myself: ActorRef<ShardMsg>,
     control_done: u64,
+    /// Data batches with their control dependency and progress, in arrival order.
     stash: VecDeque<(FrameBatch, u64, u64)>,
+    /// Index of the next frame to process in the first stashed batch.
+    cursor: usize,
+    /// True while a held frame waits for a lookup result.
+    waiting: bool,
+    /// The reply port of `Finish`, kept while the end waits for lookup results.
+    finishing: Option<RpcReplyPort<ShardStats>>,
     batches_since_deltas: u32,
 }
 
@@ -73,10 +89,23 @@ impl Actor for ShardActor {
     type State = ShardState;
     type Arguments = ShardArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardState, ActorProcessingErr> {
         let classifier = Classifier::new()?;
-        let work = ShardWork::new(args.settings.clone(), classifier, args.tracking.clone(), 1 + args.index);
-        Ok(ShardState { work, args, control_done: 0, stash: VecDeque::new(), batches_since_deltas: 0 })
+        let mut work = ShardWork::new(args.settings.clone(), classifier, args.tracking.clone(), 1 + args.index);
+        if args.lookup.is_some() {
+            work.enable_lookups();
+        }
+        Ok(ShardState {
+            work,
+            args,
+            myself,
+            control_done: 0,
+            stash: VecDeque::new(),
+            cursor: 0,
+            waiting: false,
+            finishing: None,
+            batches_since_deltas: 0,
+        })
     }
 
     async fn handle(&self, _myself: ActorRef<ShardMsg>, message: ShardMsg, state: &mut ShardState) -> Result<(), ActorProcessingErr> {
@@ -90,11 +119,16 @@ impl Actor for ShardActor {
                 state.control_done = state.control_done.max(number);
                 state.run_ready();
             }
-            ShardMsg::Finish(reply) => {
+            ShardMsg::Lookup(reply) => {
+                state.work.apply_lookup_results(reply.keys, &reply.owners);
+                state.waiting = false;
                 state.run_ready();
-                let stats = state.work.finish();
-                state.send_outputs(u64::MAX);
-                let _ = reply.send(stats);
+                state.try_finish();
+            }
+            ShardMsg::Finish(reply) => {
+                state.finishing = Some(reply);
+                state.run_ready();
+                state.try_finish();
             }
         }
         Ok(())
@@ -102,14 +136,53 @@ impl Actor for ShardActor {
 }
 
 impl ShardState {
-    /// Processes stashed batches whose control dependency is met, in arrival order.
+    /// Processes stashed batches whose control dependency is met, in arrival order, until
+    /// a held frame waits for a lookup result.
     fn run_ready(&mut self) {
-        while self.stash.front().is_some_and(|(_, needed, _)| *needed <= self.control_done) {
-            let Some((batch, _, through_seq)) = self.stash.pop_front() else { break };
-            self.work.process(&batch);
-            self.args.pool.give_back(batch);
+        while !self.waiting {
+            let Some((batch, needed, through_seq)) = self.stash.front() else { break };
+            if *needed > self.control_done {
+                break;
+            }
+            let through_seq = *through_seq;
+            if let Some(index) = self.work.process(batch, self.cursor) {
+                self.cursor = index;
+                self.waiting = true;
+                break;
+            }
+            self.cursor = 0;
+            if let Some((batch, _, _)) = self.stash.pop_front() {
+                self.args.pool.give_back(batch);
+            }
             let progress = self.work.progress(through_seq);
             self.send_outputs(progress);
+            self.send_lookup_requests();
+        }
+        self.send_lookup_requests();
+    }
+
+    /// Sends the queued lookup requests as one message, if there are any.
+    fn send_lookup_requests(&mut self) {
+        let Some(lookup) = &self.args.lookup else { return };
+        if let Some(keys) = self.work.take_lookup_requests() {
+            // Fails only when the lookup actor has stopped, which happens after every shard finished.
+            let _ = lookup.send_message(LookupMsg::Resolve { keys, reply_to: self.myself.clone() });
+        }
+    }
+
+    /// Replies to `Finish` once nothing waits for a lookup result.
+    fn try_finish(&mut self) {
+        if self.finishing.is_none() || self.waiting {
+            return;
+        }
+        let Some(stats) = self.work.finish() else {
+            self.waiting = true;
+            self.send_lookup_requests();
+            return;
+        };
+        self.send_outputs(u64::MAX);
+        if let Some(reply) = self.finishing.take() {
+            let _ = reply.send(stats);
         }
     }
 

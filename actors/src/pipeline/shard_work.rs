@@ -1,6 +1,7 @@
 //! The work of a shard, apart from messaging: it applies session events in capture order,
 //! attributes G-PDUs to subscribers through the tunnel table, keeps frames of unknown
-//! tunnels for late binding, and feeds flows and buckets.
+//! tunnels for late binding (asking the microcloud about them when lookups are on), and
+//! feeds flows and buckets.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::route::{GTPU_END_MARKER, GTPU_G_PDU};
 use crate::session::{SessionEvent, TunnelKey};
 use crate::tunnel::late::{HeldFrame, LateBuffer};
-use crate::tunnel::TunnelTable;
+use crate::tunnel::remote::{Decision, FrameMark, RemoteLookups, SIGNALLED_CAPACITY};
+use crate::tunnel::{TunnelOrigin, TunnelTable};
 use crate::wire::control::Digits;
 
 /// Settings of a shard.
@@ -48,6 +50,13 @@ pub struct ShardStats {
     pub end_marker_attributed: u64,
     /// End Markers on an unknown tunnel.
     pub end_marker_unknown_tunnel: u64,
+    /// G-PDUs and End Markers attributed through a tunnel learned from the microcloud.
+    pub microcloud_bound: u64,
+    /// Tunnel keys this shard asked the microcloud about.
+    pub lookup_requests: u64,
+    /// Owners found in the microcloud but not used, because this node's own session
+    /// events name the tunnel.
+    pub lookup_owners_ignored: u64,
     /// Session events applied.
     pub events_applied: u64,
     /// Flows created.
@@ -69,6 +78,8 @@ pub struct ShardWork<C: Classify> {
     buckets: Buckets,
     events: VecDeque<(Arc<[SessionEvent]>, usize)>,
     released: Vec<HeldFrame>,
+    /// Microcloud lookups, when they are on.
+    remote: Option<RemoteLookups>,
     /// Frames for the pcap writer, sent after each batch.
     pub records: WriterBatch,
     stats: ShardStats,
@@ -87,25 +98,55 @@ impl<C: Classify> ShardWork<C> {
             buckets: Buckets::new(),
             events: VecDeque::new(),
             released: Vec::new(),
+            remote: None,
             records: WriterBatch::new(source),
             stats: ShardStats::default(),
         }
     }
 
+    /// Turns on microcloud lookups for the tunnels of held frames. Without them, a held
+    /// frame only waits for this node's own signalling.
+    pub fn enable_lookups(&mut self) {
+        self.remote = Some(RemoteLookups::new(SIGNALLED_CAPACITY, self.settings.late_grace_us));
+    }
+
     /// Queues the events of one control batch; they are applied in capture order.
     pub fn push_events(&mut self, events: Arc<[SessionEvent]>) {
+        if let Some(remote) = self.remote.as_mut() {
+            remote.note_events(&events);
+        }
         for index in 0..events.len() {
             self.events.push_back((events.clone(), index));
         }
     }
 
-    /// Processes the frames of one data batch.
-    pub fn process(&mut self, batch: &FrameBatch) {
-        for meta in &batch.frames {
-            self.apply_events_before(meta.seq);
-            self.release_expired(meta.ts_us);
+    /// Processes the frames of one data batch from index `start`. Returns the index of the
+    /// frame it stopped before when a held frame whose grace period ended waits for its
+    /// lookup result, or `None` once the batch is done. Call again from that index after
+    /// [`ShardWork::apply_lookup_results`].
+    pub fn process(&mut self, batch: &FrameBatch, start: usize) -> Option<usize> {
+        for (index, meta) in batch.frames.iter().enumerate().skip(start) {
+            if !(self.apply_events_before(meta.seq) && self.release_expired(meta.ts_us)) {
+                return Some(index);
+            }
             self.process_frame(batch, meta, false);
         }
+        None
+    }
+
+    /// Takes the tunnel keys to ask the microcloud about, or `None` when there are none.
+    pub fn take_lookup_requests(&mut self) -> Option<Vec<TunnelKey>> {
+        self.remote.as_mut()?.take_requests()
+    }
+
+    /// Stores the lookup results for `keys`, one owner per key. The frames held for them
+    /// are bound or given up when their grace period ends.
+    pub fn apply_lookup_results(&mut self, keys: Vec<TunnelKey>, owners: &[Option<Digits>]) {
+        let Some(remote) = self.remote.as_mut() else { return };
+        for (key, owner) in keys.iter().zip(owners) {
+            remote.on_result(*key, *owner, self.late.newest(key).is_some());
+        }
+        remote.recycle(keys);
     }
 
     /// Returns the highest sequence number up to which this shard's output is final. A held
@@ -119,39 +160,60 @@ impl<C: Classify> ShardWork<C> {
         self.buckets.drain_deltas()
     }
 
-    /// Ends the input: applies every queued event, gives up on held frames, ends every flow.
-    pub fn finish(&mut self) -> ShardStats {
-        self.apply_events_before(u64::MAX);
-        while let Some(frame) = self.late.pop_expired(u64::MAX) {
-            self.stats.gpdu_unknown_tunnel += 1;
-            self.late.recycle(frame);
+    /// Ends the input: applies every queued event, binds or gives up every held frame and
+    /// ends every flow. Returns `None`, having done nothing it cannot resume, while a held
+    /// frame waits for its lookup result. Call again once the result has arrived.
+    pub fn finish(&mut self) -> Option<ShardStats> {
+        if !(self.apply_events_before(u64::MAX) && self.expire_held(u64::MAX)) {
+            return None;
         }
         let (flows, classifier, buckets) = (&mut self.flows, &mut self.classifier, &mut self.buckets);
         flows.flush(classifier, &mut |flow| buckets.add(&flow));
-        self.stats()
+        Some(self.stats())
     }
 
     /// Current counters.
     pub fn stats(&self) -> ShardStats {
         let flows = self.flows.stats();
-        ShardStats { flows_created: flows.created, flows_expired: flows.expired_total(), tunnels: self.tunnels.len(), ..self.stats.clone() }
+        let remote = self.remote.as_ref().map(|r| r.stats().clone()).unwrap_or_default();
+        ShardStats {
+            flows_created: flows.created,
+            flows_expired: flows.expired_total(),
+            tunnels: self.tunnels.len(),
+            lookup_requests: remote.requests,
+            lookup_owners_ignored: remote.owners_ignored,
+            ..self.stats.clone()
+        }
     }
 
     /// Applies the queued events that precede capture sequence number `seq`. Before each
-    /// event, held frames whose grace period ended by the event's time are given up, so an
-    /// event binds only frames that were still waiting when it happened.
-    fn apply_events_before(&mut self, seq: u64) {
-        while self.events.front().is_some_and(|(events, index)| events[*index].seq < seq) {
-            let Some((events, index)) = self.events.pop_front() else { break };
-            let event = &events[index];
-            self.release_expired(event.ts_us);
-            self.tunnels.apply(event);
-            self.stats.events_applied += 1;
-            for tunnel in &event.added {
-                self.late.take_for(&tunnel.key, &mut self.released);
+    /// event, held frames whose grace period ended by the event's time are bound or given
+    /// up, so an event binds only frames that were still waiting when it happened. Returns
+    /// false, before the event, when a held frame waits for its lookup result.
+    fn apply_events_before(&mut self, seq: u64) -> bool {
+        while let Some((event_seq, ts_us)) = self.events.front().map(|(events, index)| (events[*index].seq, events[*index].ts_us)) {
+            if event_seq >= seq {
+                break;
             }
-            self.process_released();
+            if !self.release_expired(ts_us) {
+                return false;
+            }
+            let Some((events, index)) = self.events.pop_front() else { break };
+            self.apply_event(&events[index]);
         }
+        true
+    }
+
+    fn apply_event(&mut self, event: &SessionEvent) {
+        self.tunnels.apply(event);
+        self.stats.events_applied += 1;
+        for tunnel in &event.added {
+            self.late.take_for(&tunnel.key, &mut self.released);
+            if let Some(remote) = self.remote.as_mut() {
+                remote.forget_if_idle(tunnel.key, false);
+            }
+        }
+        self.process_released();
     }
 
     fn process_released(&mut self) {
@@ -165,12 +227,61 @@ impl<C: Classify> ShardWork<C> {
         self.released = released;
     }
 
-    fn release_expired(&mut self, now_us: u64) {
+    /// Forgets replaced endpoints and settles the held frames whose grace period ended by
+    /// `now_us`. Returns false when one of them waits for its lookup result.
+    fn release_expired(&mut self, now_us: u64) -> bool {
         self.tunnels.expire(now_us);
-        let deadline = now_us.saturating_sub(self.settings.late_grace_us);
-        while let Some(frame) = self.late.pop_expired(deadline) {
+        self.expire_held(now_us.saturating_sub(self.settings.late_grace_us))
+    }
+
+    /// Binds or gives up, oldest first, the held frames that arrived before `deadline_us`.
+    /// Stops and returns false at the first one whose lookup result has not arrived.
+    fn expire_held(&mut self, deadline_us: u64) -> bool {
+        while let Some(oldest) = self.late.oldest_expired(deadline_us) {
+            let key = oldest.key;
+            let frame = oldest.meta().map_or(FrameMark { seq: 0, ts_us: 0 }, |m| FrameMark { seq: m.seq, ts_us: m.ts_us });
+            let newest = self.late.newest(&key).map_or(frame, |(seq, ts_us)| FrameMark { seq, ts_us });
+            let decision = match self.remote.as_mut() {
+                Some(remote) => remote.at_deadline(key, frame, newest),
+                None => Decision::GiveUp,
+            };
+            match decision {
+                Decision::Wait => return false,
+                Decision::GiveUp => self.give_up_oldest(),
+                Decision::Bind(imsi) => self.bind_learned(key, imsi),
+            }
+        }
+        true
+    }
+
+    fn give_up_oldest(&mut self) {
+        let Some(frame) = self.late.pop_oldest() else { return };
+        let key = frame.key;
+        if let Some(meta) = frame.meta() {
+            self.count_unknown(meta);
+        }
+        self.late.recycle(frame);
+        self.forget_if_idle(key);
+    }
+
+    /// Installs a tunnel learned from the microcloud and attributes its held frames.
+    fn bind_learned(&mut self, key: TunnelKey, imsi: Digits) {
+        self.tunnels.learn(key, imsi);
+        self.late.take_for(&key, &mut self.released);
+        self.process_released();
+    }
+
+    fn forget_if_idle(&mut self, key: TunnelKey) {
+        if let Some(remote) = self.remote.as_mut() {
+            remote.forget_if_idle(key, self.late.newest(&key).is_some());
+        }
+    }
+
+    fn count_unknown(&mut self, meta: &FrameMeta) {
+        if meta.message_type == GTPU_END_MARKER {
+            self.stats.end_marker_unknown_tunnel += 1;
+        } else {
             self.stats.gpdu_unknown_tunnel += 1;
-            self.late.recycle(frame);
         }
     }
 
@@ -178,16 +289,20 @@ impl<C: Classify> ShardWork<C> {
         let key = TunnelKey { addr: meta.dst, teid: meta.teid };
         match meta.message_type {
             GTPU_G_PDU => self.process_gpdu(key, batch, meta, late),
-            GTPU_END_MARKER => self.process_end_marker(key, batch, meta),
+            GTPU_END_MARKER => self.process_end_marker(key, batch, meta, late),
             _ => {}
         }
     }
 
     fn process_gpdu(&mut self, key: TunnelKey, batch: &FrameBatch, meta: &FrameMeta, late: bool) {
-        let owner = (meta.teid != 0).then(|| self.tunnels.lookup(&key)).flatten();
-        let Some(imsi) = owner.map(|o| o.imsi) else { return self.hold(key, batch, meta, late) };
+        let owner = (meta.teid != 0).then(|| self.tunnels.lookup(&key).copied()).flatten();
+        let Some(owner) = owner else { return self.hold(key, batch, meta, late) };
+        let imsi = owner.imsi;
         if late {
             self.stats.gpdu_late_bound += 1;
+        }
+        if owner.origin == TunnelOrigin::Microcloud {
+            self.stats.microcloud_bound += 1;
         }
         self.stats.gpdu_attributed += 1;
         if let Some(inner) = meta.inner.as_ref() {
@@ -198,24 +313,41 @@ impl<C: Classify> ShardWork<C> {
         self.write(imsi, batch, meta);
     }
 
+    /// Holds a frame of an unknown tunnel for late binding and queues a lookup of its key.
+    /// A released frame that is still unknown, and a frame on TEID 0, count as unknown.
     fn hold(&mut self, key: TunnelKey, batch: &FrameBatch, meta: &FrameMeta, late: bool) {
         if late || self.settings.late_grace_us == 0 || meta.teid == 0 {
-            self.stats.gpdu_unknown_tunnel += 1;
-            return;
+            return self.count_unknown(meta);
         }
         if let Some(evicted) = self.late.hold(key, batch, meta) {
-            self.stats.gpdu_late_buffer_full += 1;
+            match evicted.meta() {
+                Some(old) if old.message_type == GTPU_END_MARKER => self.stats.end_marker_unknown_tunnel += 1,
+                _ => self.stats.gpdu_late_buffer_full += 1,
+            }
+            let evicted_key = evicted.key;
             self.late.recycle(evicted);
+            self.forget_if_idle(evicted_key);
+        }
+        if let Some(remote) = self.remote.as_mut() {
+            remote.on_hold(key, FrameMark { seq: meta.seq, ts_us: meta.ts_us });
         }
     }
 
-    fn process_end_marker(&mut self, key: TunnelKey, batch: &FrameBatch, meta: &FrameMeta) {
-        let Some(imsi) = self.tunnels.lookup_end_marker(&key).map(|o| o.imsi) else {
-            self.stats.end_marker_unknown_tunnel += 1;
-            return;
+    /// Attributes an End Marker on a live or just-replaced endpoint. With lookups on, an
+    /// End Marker of an unknown tunnel is held like a G-PDU, so it is attributed whenever
+    /// the microcloud names the tunnel's owner, whichever shard it reached.
+    fn process_end_marker(&mut self, key: TunnelKey, batch: &FrameBatch, meta: &FrameMeta, late: bool) {
+        let Some(owner) = self.tunnels.lookup_end_marker(&key).copied() else {
+            if self.remote.is_some() {
+                return self.hold(key, batch, meta, late);
+            }
+            return self.count_unknown(meta);
         };
         self.stats.end_marker_attributed += 1;
-        self.write(imsi, batch, meta);
+        if owner.origin == TunnelOrigin::Microcloud {
+            self.stats.microcloud_bound += 1;
+        }
+        self.write(owner.imsi, batch, meta);
     }
 
     fn write(&mut self, imsi: Digits, batch: &FrameBatch, meta: &FrameMeta) {
@@ -224,3 +356,7 @@ impl<C: Classify> ShardWork<C> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "shard_work_tests.rs"]
+mod tests;

@@ -109,6 +109,9 @@ impl PendingWrite {
 /// unavailable.
 pub(crate) struct BufferedWriter<M> {
     microcloud: M,
+    /// A second handle of the same backend, so that an events write and a deltas write can
+    /// run at the same time (see [`BufferedWriter::write_both`]).
+    second: Option<M>,
     config: OutageConfig,
     pending: VecDeque<PendingWrite>,
     /// Items in `pending`.
@@ -122,7 +125,13 @@ pub(crate) struct BufferedWriter<M> {
 impl<M: Microcloud> BufferedWriter<M> {
     pub(crate) fn new(microcloud: M, config: OutageConfig) -> Self {
         let backoff = config.min_backoff;
-        BufferedWriter { microcloud, config, pending: VecDeque::new(), items: 0, backoff, retry_at: None }
+        BufferedWriter { microcloud, second: None, config, pending: VecDeque::new(), items: 0, backoff, retry_at: None }
+    }
+
+    /// Sets the handle that [`BufferedWriter::write_both`] uses for the deltas.
+    pub(crate) fn with_second_handle(mut self, second: M) -> Self {
+        self.second = Some(second);
+        self
     }
 
     pub(crate) fn microcloud(&mut self) -> &mut M {
@@ -139,6 +148,35 @@ impl<M: Microcloud> BufferedWriter<M> {
     pub(crate) async fn add_buckets(&mut self, deltas: Vec<BucketDelta>, stats: &mut SinkStats) {
         let batch_id = self.microcloud.new_batch_id();
         self.write(PendingWrite::Deltas { batch_id, deltas }, stats).await;
+    }
+
+    /// Publishes `events` and adds `deltas` under a new batch id, after the buffered writes.
+    ///
+    /// With a second handle and nothing buffered, the two writes run at the same time, so
+    /// the backend executes one while the sink prepares the other. On Redis, the bucket
+    /// scripts run while the events' states are decoded and their pipeline is built. The
+    /// writes change different keys, so their order does not matter. Each write that fails
+    /// is buffered, events first.
+    pub(crate) async fn write_both(&mut self, events: Arc<[SessionEvent]>, deltas: Vec<BucketDelta>, stats: &mut SinkStats) {
+        let batch_id = self.microcloud.new_batch_id();
+        let events = PendingWrite::Events(events);
+        let deltas = PendingWrite::Deltas { batch_id, deltas };
+        if !self.pending.is_empty() && self.retry_due() {
+            self.replay(stats).await;
+        }
+        let second = match self.second.as_mut() {
+            Some(second) if self.pending.is_empty() => second,
+            _ => {
+                self.write(events, stats).await;
+                self.write(deltas, stats).await;
+                return;
+            }
+        };
+        let (events_result, deltas_result) = tokio::join!(events.send(&mut self.microcloud), deltas.send(second));
+        let events_failed = matches!(events_result, Err(MicrocloudError::Unavailable { .. }));
+        self.settle(events, events_result, true, stats);
+        // Both attempts failing at once is one failure for the backoff.
+        self.settle(deltas, deltas_result, !events_failed, stats);
     }
 
     /// Replays the buffer until it is empty or `config.finish_timeout` has passed, waiting
@@ -174,10 +212,21 @@ impl<M: Microcloud> BufferedWriter<M> {
             self.push(write, stats);
             return;
         }
-        match write.send(&mut self.microcloud).await {
+        let result = write.send(&mut self.microcloud).await;
+        self.settle(write, result, true, stats);
+    }
+
+    /// Counts a first attempt, or buffers it when the backend was unavailable. Only an
+    /// attempt with `advance_backoff` moves the backoff on.
+    fn settle(&mut self, write: PendingWrite, result: Result<(), MicrocloudError>, advance_backoff: bool, stats: &mut SinkStats) {
+        match result {
             Ok(()) => write.count_written(stats),
             Err(error @ MicrocloudError::Unavailable { .. }) => {
-                self.attempt_failed(write.operation(), &error, stats);
+                if advance_backoff {
+                    self.attempt_failed(write.operation(), &error, stats);
+                } else {
+                    stats.outage.write_failures += 1;
+                }
                 self.push(write, stats);
             }
             Err(error) => rejected(write.operation(), &error, write.items(), stats),
@@ -266,4 +315,4 @@ fn dropped_full(items: usize, capacity: usize, stats: &mut SinkStats) {
 
 #[cfg(test)]
 #[path = "sink_buffer_tests.rs"]
-mod tests;
+pub(crate) mod tests;

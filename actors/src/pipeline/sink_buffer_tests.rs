@@ -78,7 +78,7 @@ impl Microcloud for FlakyMicrocloud {
 }
 
 /// Builds `count` events numbered from `first` (the number is the event's `seq`).
-fn events(first: u64, count: u64) -> Arc<[SessionEvent]> {
+pub(crate) fn events(first: u64, count: u64) -> Arc<[SessionEvent]> {
     (first..first + count)
         .map(|seq| SessionEvent {
             kind: EventKind::Modify,
@@ -106,7 +106,8 @@ fn events(first: u64, count: u64) -> Arc<[SessionEvent]> {
         .collect()
 }
 
-fn deltas(count: u64, packets: u64) -> Vec<BucketDelta> {
+/// Builds `count` deltas of one bucket row, each with `packets` packets.
+pub(crate) fn deltas(count: u64, packets: u64) -> Vec<BucketDelta> {
     (0..count)
         .map(|_| BucketDelta {
             epoch: 300,
@@ -216,4 +217,116 @@ async fn backoff_skips_attempts_while_waiting() {
 
     assert_eq!(stats.outage.write_failures, 1, "only the first write reached the backend");
     assert_eq!(stats.outage.buffered, 10);
+}
+
+/// A backend whose clones share one record, so that a writer can use two handles of it like
+/// two clones of a Redis connection. Every write fails while `down` is set.
+#[derive(Clone, Default)]
+struct SharedMicrocloud {
+    state: Arc<std::sync::Mutex<SharedState>>,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Default)]
+struct SharedState {
+    down: bool,
+    published: Vec<u64>,
+    applied_batches: Vec<String>,
+}
+
+impl SharedMicrocloud {
+    fn set_down(&self, down: bool) {
+        self.state.lock().expect("state lock").down = down;
+    }
+
+    fn published(&self) -> Vec<u64> {
+        self.state.lock().expect("state lock").published.clone()
+    }
+
+    fn applied_batches(&self) -> Vec<String> {
+        self.state.lock().expect("state lock").applied_batches.clone()
+    }
+}
+
+impl Microcloud for SharedMicrocloud {
+    async fn publish(&mut self, events: &[SessionEvent]) -> Result<(), MicrocloudError> {
+        let mut state = self.state.lock().expect("state lock");
+        if state.down {
+            return Err(outage());
+        }
+        state.published.extend(events.iter().map(|event| event.seq));
+        Ok(())
+    }
+
+    async fn add_buckets(&mut self, deltas: &[BucketDelta]) -> Result<(), MicrocloudError> {
+        let id = self.new_batch_id();
+        self.add_buckets_as(id.as_deref(), deltas).await
+    }
+
+    fn new_batch_id(&self) -> Option<String> {
+        let number = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(format!("batch-{number}"))
+    }
+
+    async fn add_buckets_as(&mut self, batch_id: Option<&str>, _deltas: &[BucketDelta]) -> Result<(), MicrocloudError> {
+        let mut state = self.state.lock().expect("state lock");
+        if state.down {
+            return Err(outage());
+        }
+        let id = batch_id.expect("the writer passes the id it drew").to_owned();
+        if !state.applied_batches.contains(&id) {
+            state.applied_batches.push(id);
+        }
+        Ok(())
+    }
+
+    async fn lookup_tunnel(&mut self, _key: TunnelKey) -> Result<Option<String>, MicrocloudError> {
+        Ok(None)
+    }
+
+    async fn subscriber(&mut self, _imsi: &str) -> Result<Option<SubscriberState>, MicrocloudError> {
+        Ok(None)
+    }
+
+    async fn bucket_epochs(&mut self) -> Result<Vec<u64>, MicrocloudError> {
+        Ok(vec![])
+    }
+
+    async fn bucket_rows(&mut self, _epoch: u64) -> Result<Vec<BucketDelta>, MicrocloudError> {
+        Ok(vec![])
+    }
+}
+
+#[tokio::test]
+async fn write_both_uses_both_handles() {
+    let backend = SharedMicrocloud::default();
+    let mut writer = BufferedWriter::new(backend.clone(), config(100)).with_second_handle(backend.clone());
+    let mut stats = SinkStats::default();
+    writer.write_both(events(0, 2), deltas(3, 1), &mut stats).await;
+
+    assert_eq!(backend.published(), vec![0, 1]);
+    assert_eq!(backend.applied_batches(), vec!["batch-0"]);
+    assert_eq!(stats.events_published, 2);
+    assert_eq!(stats.deltas, 3);
+    assert_eq!(stats.outage.write_failures, 0);
+}
+
+#[tokio::test]
+async fn write_both_buffers_failures_in_order() {
+    let backend = SharedMicrocloud::default();
+    let mut writer = BufferedWriter::new(backend.clone(), config(100)).with_second_handle(backend.clone());
+    let mut stats = SinkStats::default();
+    backend.set_down(true);
+    writer.write_both(events(0, 2), deltas(3, 1), &mut stats).await;
+    assert_eq!(stats.outage.write_failures, 2, "both attempts failed");
+    assert_eq!(stats.outage.buffered, 5);
+
+    backend.set_down(false);
+    writer.publish(events(2, 1), &mut stats).await;
+    assert_eq!(backend.published(), vec![0, 1, 2], "buffered events first, then the new one");
+    assert_eq!(backend.applied_batches(), vec!["batch-0"], "the deltas replayed with their first id");
+    assert_eq!(stats.outage.replayed, 5);
+    assert_eq!(stats.outage.buffered, 0);
+    assert_eq!(stats.events_published, 3);
+    assert_eq!(stats.deltas, 3);
 }

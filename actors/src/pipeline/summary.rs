@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::pipeline::capture::CaptureStats;
 use crate::pipeline::control::ControlStats;
+use crate::pipeline::lookup::LookupStats;
 use crate::pipeline::shard_work::ShardStats;
 use crate::pipeline::sink::SinkStats;
 use crate::pipeline::writer::WriterStats;
@@ -36,6 +37,8 @@ pub struct Summary {
     pub pcap: Option<WriterStats>,
     /// Event log and microcloud counters.
     pub sink: SinkStats,
+    /// Microcloud tunnel lookups, when they were on.
+    pub lookups: Option<LookupStats>,
     /// Report files written.
     pub reports_written: usize,
 }
@@ -98,6 +101,11 @@ impl Summary {
             let _ = writeln!(out, "stopped early on request: the counts cover the frames read until then");
         }
         let _ = writeln!(out, "frames        {} ({} bytes) in {:.3} s, {:.0} frames/s, {} shard(s)", c.frames, c.bytes, self.elapsed_s, self.frames_per_s, self.shards);
+        if c.replay_speed > 0.0 {
+            let packet_s = c.last_ts_us.saturating_sub(c.first_ts_us) as f64 / 1e6;
+            let _ = writeln!(out, "  replayed at speed {}: {packet_s:.3} s of packet time read in {:.3} s of wall-clock time, {} pauses",
+                c.replay_speed, c.read_wall_s, c.replay_pauses);
+        }
         let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  fragments held for reassembly {}",
             c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
         if c.fragments_held > 0 {
@@ -117,6 +125,10 @@ impl Summary {
         write_map(&mut out, "malformed", &self.malformed);
         if let Some(pcap) = &self.pcap {
             let _ = writeln!(out, "pcap          {} frames into {} files, {} write errors", pcap.frames_written, pcap.files, pcap.write_errors.values().sum::<u64>());
+        }
+        if let Some(l) = &self.lookups {
+            let _ = writeln!(out, "lookups       {} keys requested, {} round trips for {} keys: {} found, {} not found, {} errors; cache hits {} negative, {} positive; {} frames bound through the microcloud",
+                l.requests, l.queries, l.keys_queried, l.found, l.not_found, l.errors, l.negative_cache_hits, l.positive_cache_hits, u.microcloud_bound);
         }
         let o = &self.sink.outage;
         if o.write_failures > 0 || o.dropped_full > 0 {
@@ -146,6 +158,9 @@ pub fn add_shard(total: &mut ShardStats, shard: &ShardStats) {
     total.gpdu_late_buffer_full += shard.gpdu_late_buffer_full;
     total.end_marker_attributed += shard.end_marker_attributed;
     total.end_marker_unknown_tunnel += shard.end_marker_unknown_tunnel;
+    total.microcloud_bound += shard.microcloud_bound;
+    total.lookup_requests += shard.lookup_requests;
+    total.lookup_owners_ignored += shard.lookup_owners_ignored;
     total.events_applied += shard.events_applied;
     total.flows_created += shard.flows_created;
     total.flows_expired += shard.flows_expired;

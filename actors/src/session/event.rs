@@ -125,3 +125,42 @@ pub struct SessionEvent {
     /// Tunnels this event removed.
     pub removed: Vec<Tunnel>,
 }
+
+/// Events for unit tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::{EventKind, SessionEvent, Tunnel};
+
+    /// Builds an accepted GTPv1 event (Create PDP Context Response, cause 128 "Request
+    /// accepted") of session `session_id` at site `test`, with no identity and no tunnel.
+    pub(crate) fn event(kind: EventKind, imsi: &str, session_id: u64, ts_us: u64) -> SessionEvent {
+        SessionEvent {
+            kind,
+            ts_us,
+            request_ts_us: ts_us,
+            seq: 0,
+            site: "test".to_owned(),
+            session_id,
+            imsi: imsi.to_owned(),
+            msisdn: None,
+            imei: None,
+            apn: None,
+            rat: None,
+            uli: None,
+            serving_network: None,
+            ue_ipv4: None,
+            ue_ipv6: None,
+            gtp_version: 1,
+            message_type: 16,
+            cause: Some(128),
+            tunnels: vec![],
+            added: vec![],
+            removed: vec![],
+        }
+    }
+
+    /// Builds an attach of session 1 that adds `tunnel`.
+    pub(crate) fn attach_with(imsi: &str, tunnel: Tunnel, ts_us: u64) -> SessionEvent {
+        SessionEvent { tunnels: vec![tunnel], added: vec![tunnel], ..event(EventKind::Attach, imsi, 1, ts_us) }
+    }
+}

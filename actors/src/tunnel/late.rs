@@ -1,6 +1,7 @@
 //! Late binding: G-PDUs whose tunnel is not known yet wait here for a grace period of
 //! packet time, because the signalling that creates the tunnel may still be in flight or
-//! be seen by another site.
+//! be seen by another site. With microcloud lookups, End Markers of unknown tunnels wait
+//! here too.
 
 use std::collections::VecDeque;
 
@@ -25,11 +26,19 @@ impl HeldFrame {
     }
 }
 
+/// Frames held for one tunnel key.
+#[derive(Debug, Clone, Copy)]
+struct KeyHeld {
+    count: u32,
+    /// Capture sequence number and packet time of the newest frame held for the key.
+    newest: (u64, u64),
+}
+
 /// Frames waiting for their tunnel, oldest first, with a bounded count.
 #[derive(Debug, Default)]
 pub struct LateBuffer {
     held: VecDeque<HeldFrame>,
-    waiting: FxHashMap<TunnelKey, u32>,
+    waiting: FxHashMap<TunnelKey, KeyHeld>,
     spare: Vec<FrameBatch>,
     capacity: usize,
 }
@@ -46,21 +55,20 @@ impl LateBuffer {
         let evicted = if self.held.len() >= self.capacity { self.pop_oldest() } else { None };
         let mut copy = self.spare.pop().unwrap_or_default();
         copy_frame(&mut copy, batch, meta);
-        *self.waiting.entry(key).or_insert(0) += 1;
+        let entry = self.waiting.entry(key).or_insert(KeyHeld { count: 0, newest: (0, 0) });
+        entry.count += 1;
+        entry.newest = (meta.seq, meta.ts_us);
         self.held.push_back(HeldFrame { key, batch: copy });
         evicted
     }
 
-    /// Removes and returns the oldest held frame if it arrived before `deadline_us`.
-    pub fn pop_expired(&mut self, deadline_us: u64) -> Option<HeldFrame> {
-        let oldest = self.held.front()?.meta().map_or(0, |m| m.ts_us);
-        if oldest >= deadline_us {
-            return None;
-        }
-        self.pop_oldest()
+    /// Returns the oldest held frame if it arrived before `deadline_us`, without removing it.
+    pub fn oldest_expired(&self, deadline_us: u64) -> Option<&HeldFrame> {
+        self.held.front().filter(|frame| frame.meta().is_none_or(|meta| meta.ts_us < deadline_us))
     }
 
-    fn pop_oldest(&mut self) -> Option<HeldFrame> {
+    /// Removes and returns the oldest held frame.
+    pub fn pop_oldest(&mut self) -> Option<HeldFrame> {
         let frame = self.held.pop_front()?;
         self.forget(frame.key);
         Some(frame)
@@ -85,12 +93,18 @@ impl LateBuffer {
     }
 
     fn forget(&mut self, key: TunnelKey) {
-        if let Some(count) = self.waiting.get_mut(&key) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(entry) = self.waiting.get_mut(&key) {
+            entry.count -= 1;
+            if entry.count == 0 {
                 self.waiting.remove(&key);
             }
         }
+    }
+
+    /// Returns the capture sequence number and packet time of the newest frame held for
+    /// `key`, if any is held.
+    pub fn newest(&self, key: &TunnelKey) -> Option<(u64, u64)> {
+        self.waiting.get(key).map(|entry| entry.newest)
     }
 
     /// Gives a processed frame's batch back for reuse.

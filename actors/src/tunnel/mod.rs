@@ -1,6 +1,8 @@
 //! The user-plane tunnel table of one shard: (endpoint address, TEID) to subscriber, kept
 //! up to date from session events, plus the recently replaced downlink endpoints that an
-//! End Marker may still arrive on (TS 29.281 §7.3.2).
+//! End Marker may still arrive on (TS 29.281 §7.3.2). A tunnel whose signalling another
+//! node saw can be learned from the microcloud's tunnel index; this node's own events
+//! replace or remove it.
 
 use std::collections::VecDeque;
 
@@ -10,16 +12,41 @@ use crate::session::{EventKind, SessionEvent, TunnelKey, TunnelRole};
 use crate::wire::control::Digits;
 
 pub mod late;
+pub mod remote;
 
 /// Owner of a tunnel key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunnelOwner {
-    /// Session the tunnel belongs to.
-    pub session_id: u64,
     /// Subscriber.
     pub imsi: Digits,
-    /// Direction of the traffic the endpoint receives.
-    pub role: TunnelRole,
+    /// Source of the ownership.
+    pub origin: TunnelOrigin,
+}
+
+/// Source of a tunnel's ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelOrigin {
+    /// A session event of this node.
+    Signalling {
+        /// Session the tunnel belongs to.
+        session_id: u64,
+        /// Direction of the traffic the endpoint receives.
+        role: TunnelRole,
+    },
+    /// The microcloud's tunnel index: another node saw the signalling.
+    Microcloud,
+}
+
+impl TunnelOwner {
+    /// True when an event of session `session_id` may remove this owner. A tunnel learned
+    /// from the microcloud gives way to any local removal, because this node's signalling
+    /// is newer information about the endpoint than the index entry.
+    fn removable_by(&self, session_id: u64) -> bool {
+        match self.origin {
+            TunnelOrigin::Signalling { session_id: owner, .. } => owner == session_id,
+            TunnelOrigin::Microcloud => true,
+        }
+    }
 }
 
 /// Live and recently replaced tunnels.
@@ -38,11 +65,12 @@ impl TunnelTable {
     }
 
     /// Applies a session event. A removal only takes a key away from the session that owns
-    /// it, so a TEID already reused by another session stays with the new owner.
+    /// it (or from the microcloud), so a TEID already reused by another session stays with
+    /// the new owner. An added key replaces any owner, a learned one included.
     pub fn apply(&mut self, event: &SessionEvent) -> Option<Digits> {
         let imsi = Digits::from_ascii(event.imsi.as_bytes())?;
         for tunnel in &event.removed {
-            let owned = self.live.get(&tunnel.key).is_some_and(|o| o.session_id == event.session_id);
+            let owned = self.live.get(&tunnel.key).is_some_and(|o| o.removable_by(event.session_id));
             if !owned {
                 continue;
             }
@@ -53,7 +81,8 @@ impl TunnelTable {
             }
         }
         for tunnel in &event.added {
-            let owner = TunnelOwner { session_id: event.session_id, imsi, role: tunnel.role };
+            let origin = TunnelOrigin::Signalling { session_id: event.session_id, role: tunnel.role };
+            let owner = TunnelOwner { imsi, origin };
             self.live.insert(tunnel.key, owner);
             self.replaced.remove(&tunnel.key);
         }
@@ -64,6 +93,19 @@ impl TunnelTable {
         let until = ts_us.saturating_add(self.replaced_grace_us);
         self.replaced.insert(key, (owner, until));
         self.replaced_order.push_back((until, key));
+    }
+
+    /// Installs `imsi` as the owner of `key` as the microcloud reported it. A live owner
+    /// from this node's signalling is kept; returns false then.
+    ///
+    /// NOTE: a learned entry does not expire. A delete or TEID reuse signalled only at
+    /// another node leaves it in place until this node's own events replace or remove it.
+    pub fn learn(&mut self, key: TunnelKey, imsi: Digits) -> bool {
+        let local = self.live.get(&key).is_some_and(|o| o.origin != TunnelOrigin::Microcloud);
+        if !local {
+            self.live.insert(key, TunnelOwner { imsi, origin: TunnelOrigin::Microcloud });
+        }
+        !local
     }
 
     /// Returns the owner of a live tunnel.
@@ -105,6 +147,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
+    use crate::session::event::fixture;
     use crate::session::Tunnel;
 
     fn tunnel(teid: u32, role: TunnelRole) -> Tunnel {
@@ -113,29 +156,7 @@ mod tests {
     }
 
     fn event(kind: EventKind, session_id: u64, imsi: &str, added: Vec<Tunnel>, removed: Vec<Tunnel>) -> SessionEvent {
-        SessionEvent {
-            kind,
-            ts_us: 1_000_000,
-            request_ts_us: 1_000_000,
-            seq: 1,
-            site: "test".into(),
-            session_id,
-            imsi: imsi.into(),
-            msisdn: None,
-            imei: None,
-            apn: None,
-            rat: None,
-            uli: None,
-            serving_network: None,
-            ue_ipv4: None,
-            ue_ipv6: None,
-            gtp_version: 2,
-            message_type: 32,
-            cause: Some(16),
-            tunnels: added.clone(),
-            added,
-            removed,
-        }
+        SessionEvent { tunnels: added.clone(), added, removed, seq: 1, ..fixture::event(kind, imsi, session_id, 1_000_000) }
     }
 
     #[test]
@@ -158,6 +179,29 @@ mod tests {
         table.apply(&event(EventKind::Detach, 1, "001010000000001", vec![], vec![uplink]));
         let owner = table.lookup(&uplink.key).expect("new owner kept");
         assert_eq!(owner.imsi.as_str(), "001010000000002");
+    }
+
+    #[test]
+    fn learned_tunnel_replaced_by_local_attach() {
+        let mut table = TunnelTable::new(10_000_000);
+        let uplink = tunnel(7, TunnelRole::Uplink);
+        let remote = Digits::from_ascii(b"001010000000009").expect("digits");
+        assert!(table.learn(uplink.key, remote));
+        assert_eq!(table.lookup(&uplink.key).map(|o| o.origin), Some(TunnelOrigin::Microcloud));
+        table.apply(&event(EventKind::Attach, 3, "001010000000003", vec![uplink], vec![]));
+        let owner = table.lookup(&uplink.key).expect("local owner");
+        assert_eq!(owner.imsi.as_str(), "001010000000003");
+        assert!(!table.learn(uplink.key, remote), "a local owner is kept");
+        assert_eq!(table.lookup(&uplink.key).map(|o| o.imsi.as_str().to_owned()), Some("001010000000003".to_owned()));
+    }
+
+    #[test]
+    fn learned_tunnel_removed_by_local_removal() {
+        let mut table = TunnelTable::new(10_000_000);
+        let uplink = tunnel(7, TunnelRole::Uplink);
+        table.learn(uplink.key, Digits::from_ascii(b"001010000000009").expect("digits"));
+        table.apply(&event(EventKind::Detach, 4, "001010000000004", vec![], vec![uplink]));
+        assert!(table.lookup(&uplink.key).is_none());
     }
 
     #[test]

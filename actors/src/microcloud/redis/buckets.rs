@@ -30,22 +30,30 @@ pub(super) async fn add_batch(
     Ok(applied.contains(&1))
 }
 
-/// Builds the EVAL of [`scripts::ADD_BUCKETS`] for one chunk.
+/// Builds the EVAL of [`scripts::ADD_BUCKETS`] for one chunk. With ntop compatibility,
+/// each delta also names ntop's hash, so both layouts are written under the same batch key.
 fn chunk_command(cloud: &RedisMicrocloud, chunk_id: &str, deltas: &[BucketDelta]) -> redis::Cmd {
     let keys = &cloud.keys;
+    let ntop_keys: Option<Vec<String>> = cloud.ntop_names.as_ref().map(|names| names.hash_keys(deltas));
+    let keys_per_delta: usize = if ntop_keys.is_some() { 3 } else { 2 };
     let mut command = redis::cmd("EVAL");
     command
         .arg(scripts::ADD_BUCKETS)
-        .arg(2 + 2 * deltas.len())
+        .arg(2 + keys_per_delta * deltas.len())
         .arg(keys.batch(chunk_id))
         .arg(keys.epochs());
     let members: Vec<String> = deltas.iter().map(|delta| row_member(&delta.imsi, delta.protocol)).collect();
+    let mut ntop_keys = ntop_keys.iter().flatten();
     for (delta, member) in deltas.iter().zip(&members) {
         command.arg(keys.bucket_row(delta.epoch, member)).arg(keys.bucket_index(delta.epoch));
+        if let Some(ntop_key) = ntop_keys.next() {
+            command.arg(ntop_key);
+        }
     }
     command
         .arg(ttl_seconds(cloud.config.batch_ttl))
-        .arg(ttl_seconds(cloud.config.bucket_ttl));
+        .arg(ttl_seconds(cloud.config.bucket_ttl))
+        .arg(keys_per_delta);
     for (delta, member) in deltas.iter().zip(&members) {
         command
             .arg(delta.epoch)

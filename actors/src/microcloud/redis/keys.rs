@@ -1,5 +1,7 @@
 //! Key and channel names of schema version 1, and the text forms of their parts.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use crate::flow::classify::AppProtocol;
 use crate::session::event::TunnelKey;
 use crate::wire::control::Digits;
@@ -72,6 +74,35 @@ impl Keys {
     pub(super) fn batch(&self, batch_id: &str) -> String {
         format!("{}batch:{batch_id}", self.root)
     }
+
+    /// String with the IMSI whose state was last written with the MSISDN `msisdn` (digits).
+    pub(super) fn msisdn(&self, msisdn: &str) -> String {
+        format!("{}msisdn:{msisdn}", self.root)
+    }
+
+    /// String with the IMSI whose state was last written with the UE address `addr` while
+    /// attached or idle. An IPv6 address is named by its /64 prefix (see [`ue_prefix`]),
+    /// so every address of a PDN connection's prefix finds the same key.
+    pub(super) fn ue_address(&self, addr: IpAddr) -> String {
+        format!("{}ueip:{}", self.root, ue_prefix(addr))
+    }
+
+    /// Sorted set of the IMSIs whose stored state is attached or idle, each scored by the
+    /// `last_change_us` of that state.
+    pub(super) fn active(&self) -> String {
+        format!("{}active", self.root)
+    }
+}
+
+/// Returns the part of a UE address that the address index names: an IPv4 address whole,
+/// an IPv6 address with its last 64 bits cleared. A UE forms its IPv6 addresses inside the
+/// prefix assigned to its PDN connection, a /64 in 3GPP networks, so any of those addresses
+/// finds the subscriber.
+pub(super) fn ue_prefix(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
 }
 
 /// Returns the bucket row member of (`imsi`, `protocol`): `<IMSI>:<master>.<app>` with the
@@ -94,8 +125,6 @@ pub(super) fn parse_row_member(member: &str) -> Option<(Digits, AppProtocol)> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv6Addr};
-
     use super::*;
 
     #[test]
@@ -115,6 +144,25 @@ mod tests {
             teid: 0x1234,
         };
         assert_eq!(keys.tunnel(key), "p:v1:tunnel:2001:db8::1:4660");
+    }
+
+    #[test]
+    fn index_key_names() {
+        let keys = Keys::new("imsitrace:");
+        assert_eq!(keys.msisdn("447709731969"), "imsitrace:v1:msisdn:447709731969");
+        assert_eq!(keys.active(), "imsitrace:v1:active");
+        let v4: IpAddr = "100.67.0.106".parse().expect("address");
+        assert_eq!(keys.ue_address(v4), "imsitrace:v1:ueip:100.67.0.106");
+    }
+
+    #[test]
+    fn ipv6_ue_address_named_by_prefix() {
+        let keys = Keys::new("p:");
+        let address: IpAddr = "2001:db8:a020:2:e2d2:8da8:3cbb:5615".parse().expect("address");
+        let prefix: IpAddr = "2001:db8:a020:2::".parse().expect("prefix");
+        assert_eq!(keys.ue_address(address), "p:v1:ueip:2001:db8:a020:2::");
+        assert_eq!(keys.ue_address(prefix), keys.ue_address(address));
+        assert_eq!(ue_prefix(prefix), prefix);
     }
 
     #[test]

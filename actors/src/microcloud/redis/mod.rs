@@ -7,12 +7,17 @@
 
 mod buckets;
 mod claim;
+mod index;
 mod keys;
+mod ntop;
 mod publish;
+mod queries;
 mod scripts;
 mod subscribe;
 #[cfg(test)]
 pub(crate) mod test_server;
+#[cfg(test)]
+mod query_tests;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +30,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, AsyncConnectionConfig, Client, RedisError};
 
 pub use keys::SCHEMA_VERSION;
+pub use queries::ActiveSubscriber;
 pub use subscribe::{events_channel, subscriber_channel, Delivery, Subscription, SubscriptionConfig};
 
 use crate::bucket::BucketDelta;
@@ -57,12 +63,17 @@ pub struct RedisConfig {
     /// 100 ms up to 5 s. A command issued while the connection is down waits for them, so
     /// a caller that buffers and retries by itself (the `analyze` sink) sets 0.
     pub reconnect_retries: usize,
+    /// Also write ntop's historic key layout (`imsi.<IMSI>`, channels `imsi.create` and
+    /// `imsi.delete`, hashes `<epoch>.<IMSI>.<protocol>`), without the prefix, for
+    /// PF_RING's `pfwrite` and ntop's `imsiAggregator.py`. See `docs/microcloud.md`.
+    pub ntop_compat: bool,
 }
 
 impl Default for RedisConfig {
     /// Returns prefix `imsitrace:`, with subscriber state and buckets kept 24 hours after
     /// their last change and batch ids for 1 hour. Timeouts are 2 s to connect and 10 s
-    /// for a reply, with 2 retries of a bucket batch and 6 of a reconnect.
+    /// for a reply, with 2 retries of a bucket batch and 6 of a reconnect. ntop
+    /// compatibility is off.
     fn default() -> Self {
         RedisConfig {
             prefix: "imsitrace:".to_owned(),
@@ -73,6 +84,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(10),
             retries: 2,
             reconnect_retries: 6,
+            ntop_compat: false,
         }
     }
 }
@@ -88,6 +100,8 @@ pub struct RedisMicrocloud {
     instance: u64,
     /// Number of the next bucket batch, shared by the clones so their batch ids differ.
     next_batch: Arc<AtomicU64>,
+    /// Protocol names of ntop's hashes, `Some` when `config.ntop_compat` is set.
+    ntop_names: Option<ntop::NtopNames>,
 }
 
 impl std::fmt::Debug for RedisMicrocloud {
@@ -123,12 +137,14 @@ impl RedisMicrocloud {
         let connection = ConnectionManager::new_with_config(client, manager_config)
             .await
             .map_err(|error| cannot_connect(&redacted_url, &error))?;
+        let ntop_names = config.ntop_compat.then(ntop::NtopNames::new).transpose()?;
         let mut cloud = RedisMicrocloud {
             connection,
             keys: Keys::new(&config.prefix),
             config: Arc::new(config),
             instance: random_u64(),
             next_batch: Arc::new(AtomicU64::new(0)),
+            ntop_names,
         };
         let mut pipe = redis::pipe();
         cloud.add_meta(&mut pipe);
@@ -213,6 +229,15 @@ impl Microcloud for RedisMicrocloud {
     async fn lookup_tunnel(&mut self, key: TunnelKey) -> Result<Option<String>, MicrocloudError> {
         let name = self.keys.tunnel(key);
         self.connection.get(name).await.map_err(unavailable)
+    }
+
+    /// Reads every key with one MGET.
+    async fn lookup_tunnels(&mut self, keys: &[TunnelKey]) -> Result<Vec<Option<String>>, MicrocloudError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(|&key| self.keys.tunnel(key)).collect();
+        redis::cmd("MGET").arg(&names).query_async(&mut self.connection).await.map_err(unavailable)
     }
 
     async fn subscriber(&mut self, imsi: &str) -> Result<Option<SubscriberState>, MicrocloudError> {

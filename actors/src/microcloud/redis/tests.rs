@@ -260,6 +260,9 @@ async fn every_key_has_ttl() {
         "imsitrace:v1:bucket:300".to_owned(),
         format!("imsitrace:v1:bucket:300:{IMSI_A}:7.7"),
         "imsitrace:v1:batch:b.0".to_owned(),
+        "imsitrace:v1:msisdn:393331234567".to_owned(),
+        "imsitrace:v1:ueip:10.0.0.1".to_owned(),
+        "imsitrace:v1:active".to_owned(),
     ];
     for name in &keys {
         assert!(ttl(&server, name) > 0, "{name} has no TTL");

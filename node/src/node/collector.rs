@@ -1,0 +1,52 @@
+//! The collector role: the aggregator actor on the Redis microcloud of `[microcloud]`, with
+//! the schedule and retention of `[report]`.
+
+use imsitrace::aggregator::AggregatorHandle;
+use imsitrace::aggregator::{AggregatorArgs, AggregatorConfig, ReportJob, ReportSettings};
+use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+
+/// Connects to the Redis server and creates the report directory, so that a node fails at
+/// start on a wrong URL or directory. [`start`] then starts the aggregator.
+pub async fn prepare(config: &NodeConfig) -> Result<AggregatorArgs, String> {
+    let (Some(url), Some(outdir)) = (&config.microcloud.redis, &config.report.outdir) else {
+        return Err("the collector role needs microcloud.redis and report.outdir".to_owned());
+    };
+    let redis_config = RedisConfig {
+        prefix: config.microcloud.prefix.clone(),
+        // A failed tick is retried at the next tick, so a command fails at once while the
+        // server is down instead of waiting for reconnect attempts.
+        reconnect_retries: 0,
+        ..RedisConfig::default()
+    };
+    let cloud = RedisMicrocloud::connect(url, redis_config).await.map_err(|e| e.to_string())?;
+    let report = &config.report;
+    let settings = ReportSettings {
+        outdir: outdir.clone(),
+        owner: config.node.name.clone(),
+        claim_ttl: report.claim_ttl,
+        retention: Some(report.retention),
+    };
+    let job = ReportJob::new(cloud, settings).map_err(|e| e.to_string())?;
+    let schedule = AggregatorConfig { interval: report.interval, offset: report.offset, lag: report.lag };
+    Ok(AggregatorArgs { job, config: schedule })
+}
+
+/// Starts the aggregator, which runs its first tick at once.
+pub async fn start(args: AggregatorArgs) -> Result<AggregatorHandle, String> {
+    AggregatorHandle::spawn(args).await.map_err(|e| format!("cannot start the aggregator actor: {e}"))
+}
+
+/// Waits for the stop signal, then stops the aggregator after its current tick. Fails when
+/// the aggregator ended by itself before the signal.
+pub async fn run_until(mut aggregator: AggregatorHandle, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+    tokio::select! {
+        _ = stop.wait_for(|stopped| *stopped) => {}
+        () = aggregator.ended() => {
+            return Err("the aggregator actor stopped unexpectedly; see the log above".to_owned());
+        }
+    }
+    aggregator.stop().await
+}

@@ -1,0 +1,118 @@
+//! The probe role: the `analyze` pipeline on the capture files of `[probe]`, writing to the
+//! microcloud of `[microcloud]`. It ends with its input, or early on a stop signal.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imsitrace::flow::FlowTimeouts;
+use imsitrace::microcloud::embedded::EmbeddedMicrocloud;
+use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
+use imsitrace::pipeline::lookup::LookupConfig;
+use imsitrace::pipeline::records::Tracking;
+use imsitrace::pipeline::shard_work::ShardSettings;
+use imsitrace::pipeline::sink_buffer::OutageConfig;
+use imsitrace::pipeline::{analyze, AnalyzeConfig, Summary};
+use imsitrace::session::SessionConfig;
+use imsitrace::wire::control::Digits;
+
+use crate::config::{redact, NodeConfig};
+
+/// Runs the pipeline to the end of the inputs, prints the summary on stdout and returns an
+/// error naming every input or output that failed.
+pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let analyze_config = analyze_config(config, stop)?;
+    let inputs = analyze_config.inputs.len();
+    tracing::info!(inputs, microcloud = %microcloud_name(config), "probe started");
+    let summary = match &config.microcloud.redis {
+        Some(url) => {
+            let microcloud = RedisMicrocloud::connect(url, redis_config(config)).await.map_err(|e| e.to_string())?;
+            analyze(analyze_config, microcloud).await
+        }
+        None => analyze(analyze_config, EmbeddedMicrocloud::new()).await,
+    };
+    let summary: Summary = summary.map_err(|e| e.to_string())?;
+    print!("{}", summary.to_text());
+    tracing::info!(frames = summary.capture.frames, "probe reached the end of its input");
+    let failures = summary.failures();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\nimsitrace: "))
+    }
+}
+
+fn microcloud_name(config: &NodeConfig) -> String {
+    config.microcloud.redis.as_deref().map_or_else(|| "embedded".to_owned(), redact)
+}
+
+/// Settings of the probe's connection: the sink buffers failed writes and retries them with
+/// its own backoff, so a command fails at once while the server is down.
+fn redis_config(config: &NodeConfig) -> RedisConfig {
+    RedisConfig {
+        prefix: config.microcloud.prefix.clone(),
+        reconnect_retries: 0,
+        ntop_compat: config.microcloud.ntop_compat,
+        ..RedisConfig::default()
+    }
+}
+
+/// Builds the settings of the pipeline from `[node]`, `[microcloud]` and `[probe]`.
+fn analyze_config(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<AnalyzeConfig, String> {
+    let probe = &config.probe;
+    let shards = probe.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let timeouts = FlowTimeouts {
+        idle_us: micros(probe.idle_timeout),
+        active_us: Some(micros(probe.active_timeout)).filter(|&us| us > 0),
+        close_linger_us: 1_000_000,
+    };
+    let shard = ShardSettings {
+        timeouts,
+        late_grace_us: micros(probe.late_grace),
+        late_capacity: 65_536,
+        end_marker_grace_us: 10_000_000,
+    };
+    let outage = OutageConfig {
+        capacity: config.microcloud.buffer,
+        finish_timeout: config.microcloud.retry_timeout,
+        ..OutageConfig::default()
+    };
+    Ok(AnalyzeConfig {
+        inputs: probe.inputs.clone(),
+        shards,
+        batch_size: probe.batch_size,
+        pool_size: 64 * shards + 64,
+        session: SessionConfig { site: config.node.site.clone(), ..SessionConfig::default() },
+        shard,
+        tracking: tracking(probe.track_all, &probe.track)?,
+        pcap_dir: probe.pcap_dir.clone(),
+        report_dir: probe.report_dir.clone(),
+        events: probe.events.clone(),
+        max_open_files: probe.max_open_files,
+        progress: false,
+        outage,
+        lookup: config.microcloud.redis.is_some().then(LookupConfig::default),
+        stop,
+        replay_speed: probe.replay_speed,
+    })
+}
+
+fn tracking(track_all: bool, track: &[String]) -> Result<Tracking, String> {
+    if track_all {
+        return Ok(Tracking::All);
+    }
+    if track.is_empty() {
+        return Ok(Tracking::Nobody);
+    }
+    let mut set = rustc_hash::FxHashSet::default();
+    for imsi in track {
+        let digits = Digits::from_ascii(imsi.as_bytes())
+            .ok_or_else(|| format!("invalid IMSI {imsi:?} in probe.track: give 5 to 15 decimal digits"))?;
+        set.insert(digits);
+    }
+    Ok(Tracking::Listed(set))
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
