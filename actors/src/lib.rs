@@ -21,5 +21,6 @@ pub mod ndpi;
 pub mod output;
 pub mod pipeline;
 pub mod session;
+pub mod tracker;
 pub mod tunnel;
 pub mod wire;

@@ -24,6 +24,7 @@ mod deferred;
 mod events;
 pub mod heartbeat;
 pub mod membership;
+pub mod session_bridge;
 mod sessions;
 mod targets;
 pub mod tls;

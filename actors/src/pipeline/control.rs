@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
+use crate::cluster::session_bridge;
 use crate::batch::{BatchPool, FrameBatch, FrameMeta};
 use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::shard::ShardMsg;
@@ -51,6 +52,8 @@ pub struct ControlStats {
     pub anomalies: u64,
     /// Session events emitted.
     pub events: u64,
+    /// Session events broadcast to the cluster's session-events group.
+    pub events_broadcast: u64,
     /// Session table counters.
     #[serde(flatten)]
     pub sessions: SessionStatsView,
@@ -116,6 +119,9 @@ pub struct ControlArgs {
     pub tracking: Arc<Tracking>,
     /// Pool that receives emptied batches.
     pub pool: BatchPool,
+    /// Full name of this cluster node, when the events of each batch are broadcast to the
+    /// other probes.
+    pub broadcast_as: Option<String>,
 }
 
 /// State of the control-plane actor.
@@ -167,6 +173,10 @@ impl ControlState {
         let events: Arc<[SessionEvent]> = events.into();
         for shard in &self.args.shards {
             let _ = shard.send_message(ShardMsg::Control { number, events: events.clone() });
+        }
+        if let Some(node) = &self.args.broadcast_as {
+            session_bridge::publish(node, &events);
+            self.stats.events_broadcast += events.len() as u64;
         }
         if !events.is_empty() {
             let _ = self.args.sink.send_message(SinkMsg::Events(events));

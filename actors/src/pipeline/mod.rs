@@ -20,5 +20,5 @@ pub mod sink_buffer;
 pub mod summary;
 pub mod writer;
 
-pub use run::{analyze, AnalyzeConfig, AnalyzeError};
+pub use run::{analyze, analyze_in_cluster, AnalyzeConfig, AnalyzeError, ClusterEvents};
 pub use summary::Summary;

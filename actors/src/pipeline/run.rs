@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::microcloud::Microcloud;
 use crate::output::events::EventsWriter;
 use crate::batch::BatchPool;
+use crate::cluster::session_bridge::{remote_bridges, BridgeActor, BridgeArgs, BridgeCounters, BridgeMsg};
 use crate::pipeline::capture::{CaptureActor, CaptureArgs, CaptureConfig, CaptureMsg};
 use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
 use crate::pipeline::lookup::{LookupActor, LookupArgs, LookupConfig, LookupMsg};
@@ -63,6 +64,17 @@ pub struct AnalyzeConfig {
     pub replay_speed: f64,
 }
 
+/// Session events shared with the other probes of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterEvents {
+    /// Full name of this node, `<node.name>@<host>`.
+    pub node: String,
+    /// Bridge actors of other probes to wait for before reading the inputs.
+    pub wait_for_probes: usize,
+    /// Maximum time to wait for them; the run then starts with those present.
+    pub wait_timeout: Duration,
+}
+
 /// Failure of a run.
 #[derive(Debug)]
 pub enum AnalyzeError {
@@ -103,15 +115,26 @@ struct Actors {
     writer: Option<ActorRef<WriterMsg>>,
     sink: ActorRef<SinkMsg>,
     lookup: Option<ActorRef<LookupMsg>>,
+    bridge: Option<(ActorRef<BridgeMsg>, Arc<BridgeCounters>)>,
 }
 
 /// Reads every input, follows every subscriber, writes the requested outputs and returns
 /// the summary.
 pub async fn analyze<M: Microcloud + Clone>(config: AnalyzeConfig, microcloud: M) -> Result<Summary, AnalyzeError> {
+    analyze_in_cluster(config, microcloud, None).await
+}
+
+/// Runs [`analyze`] on a probe of a cluster when `cluster` is given: the session events
+/// of each control batch are broadcast to the other probes, and theirs install remote
+/// tunnels in this node's shards.
+pub async fn analyze_in_cluster<M: Microcloud + Clone>(config: AnalyzeConfig, microcloud: M, cluster: Option<ClusterEvents>) -> Result<Summary, AnalyzeError> {
     let started = Instant::now();
     let files = expand_inputs(&config.inputs)?;
     let pool = BatchPool::new(config.pool_size.max(2 * config.shards + 2));
-    let actors = spawn_actors(&config, microcloud, &pool).await?;
+    let actors = spawn_actors(&config, microcloud, &pool, cluster.as_ref()).await?;
+    if let Some(cluster) = &cluster {
+        wait_for_probes(cluster, &config.stop).await;
+    }
     let capture_config = CaptureConfig {
         files: files.clone(),
         batch_size: config.batch_size,
@@ -144,7 +167,7 @@ pub async fn analyze<M: Microcloud + Clone>(config: AnalyzeConfig, microcloud: M
     Ok(summary)
 }
 
-async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud: M, pool: &BatchPool) -> Result<Actors, AnalyzeError> {
+async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud: M, pool: &BatchPool, cluster: Option<&ClusterEvents>) -> Result<Actors, AnalyzeError> {
     let tracking = Arc::new(config.tracking.clone());
     let lookup = spawn_lookup(config, &microcloud).await?;
     let events = match &config.events {
@@ -171,6 +194,7 @@ async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud:
             sink: sink.clone(),
             pool: pool.clone(),
             lookup: lookup.clone(),
+            remote_events: cluster.is_some(),
         };
         shards.push(Actor::spawn(None, ShardActor, args).await.map_err(actor_error("shard"))?.0);
     }
@@ -181,9 +205,43 @@ async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud:
         sink: sink.clone(),
         tracking,
         pool: pool.clone(),
+        broadcast_as: cluster.map(|c| c.node.clone()),
     };
     let (control, _) = Actor::spawn(None, ControlActor, args).await.map_err(actor_error("control"))?;
-    Ok(Actors { control, shards, writer, sink, lookup })
+    let bridge = match cluster {
+        Some(cluster) => Some(spawn_bridge(cluster, &shards).await?),
+        None => None,
+    };
+    Ok(Actors { control, shards, writer, sink, lookup, bridge })
+}
+
+/// Starts the bridge actor, which joins the session-events group.
+async fn spawn_bridge(cluster: &ClusterEvents, shards: &[ActorRef<ShardMsg>]) -> Result<(ActorRef<BridgeMsg>, Arc<BridgeCounters>), AnalyzeError> {
+    let counters = Arc::new(BridgeCounters::default());
+    let args = BridgeArgs { node: cluster.node.clone(), shards: shards.to_vec(), counters: counters.clone() };
+    let (bridge, _) = Actor::spawn(None, BridgeActor, args).await.map_err(actor_error("cluster bridge"))?;
+    Ok((bridge, counters))
+}
+
+/// Waits until the bridges of `cluster.wait_for_probes` other probes are in the
+/// session-events group, the timeout passes or a stop is requested.
+async fn wait_for_probes(cluster: &ClusterEvents, stop: &std::sync::atomic::AtomicBool) {
+    if cluster.wait_for_probes == 0 {
+        return;
+    }
+    let deadline = Instant::now() + cluster.wait_timeout;
+    tracing::info!(probes = cluster.wait_for_probes, "waiting for other probes to join the session-events group");
+    while remote_bridges() < cluster.wait_for_probes {
+        if Instant::now() >= deadline {
+            tracing::warn!(expected = cluster.wait_for_probes, present = remote_bridges(), timeout_s = cluster.wait_timeout.as_secs_f64(), "other probes did not join the session-events group in time; reading the inputs anyway");
+            return;
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(probes = remote_bridges(), "other probes joined the session-events group");
 }
 
 /// Starts the lookup actor with a clone of the microcloud handle, when lookups are on.
@@ -220,6 +278,11 @@ where
 /// records) and the sink.
 async fn finish_actors(actors: &Actors) -> Result<(Summary, SinkReport), AnalyzeError> {
     let mut summary = Summary { control: call(&actors.control, "control", ControlMsg::Finish).await?, ..Summary::default() };
+    if let Some((bridge, counters)) = &actors.bridge {
+        // Events that arrive after this are not applied; the shards are about to finish.
+        bridge.stop_and_wait(None, None).await.map_err(|e| AnalyzeError::Actor(format!("the cluster bridge did not stop: {e}")))?;
+        summary.cluster_events = Some(counters.stats());
+    }
     for shard in &actors.shards {
         let stats = call(shard, "shard", ShardMsg::Finish).await?;
         add_shard(&mut summary.user_plane, &stats);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::cluster::session_bridge::RemoteEvents;
 use crate::ndpi::Classifier;
 use crate::batch::{BatchPool, FrameBatch};
 use crate::pipeline::lookup::{LookupMsg, LookupReply};
@@ -38,6 +39,8 @@ pub enum ShardMsg {
     },
     /// Owners of the tunnel keys this shard asked the lookup actor about.
     Lookup(LookupReply),
+    /// Session events of one control batch of another node, from the cluster bridge.
+    Remote(Arc<RemoteEvents>),
     /// Ends the input and returns the counters once every earlier message is handled and
     /// every held frame is settled, which may wait for lookup results.
     Finish(RpcReplyPort<ShardStats>),
@@ -59,6 +62,8 @@ pub struct ShardArgs {
     pub pool: BatchPool,
     /// Lookup actor of the microcloud's tunnel index; `None` turns lookups off.
     pub lookup: Option<ActorRef<LookupMsg>>,
+    /// True when the cluster bridge sends other nodes' session events.
+    pub remote_events: bool,
 }
 
 /// State of a shard actor.
@@ -95,6 +100,9 @@ impl Actor for ShardActor {
         if args.lookup.is_some() {
             work.enable_lookups();
         }
+        if args.remote_events {
+            work.enable_remote_events();
+        }
         Ok(ShardState {
             work,
             args,
@@ -124,6 +132,9 @@ impl Actor for ShardActor {
                 state.waiting = false;
                 state.run_ready();
                 state.try_finish();
+            }
+            ShardMsg::Remote(batch) => {
+                state.work.push_remote(batch);
             }
             ShardMsg::Finish(reply) => {
                 state.finishing = Some(reply);

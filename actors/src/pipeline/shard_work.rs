@@ -14,10 +14,11 @@ use crate::flow::{FlowTable, FlowTimeouts};
 use crate::batch::{FrameBatch, FrameMeta};
 use crate::pipeline::records::{Tracking, WriterBatch};
 use crate::pipeline::route::{GTPU_END_MARKER, GTPU_G_PDU};
-use crate::session::{SessionEvent, TunnelKey};
+use crate::session::{EventKind, SessionEvent, TunnelKey, TunnelRole};
 use crate::tunnel::late::{HeldFrame, LateBuffer};
-use crate::tunnel::remote::{Decision, FrameMark, RemoteLookups, SIGNALLED_CAPACITY};
-use crate::tunnel::{TunnelOrigin, TunnelTable};
+use crate::cluster::session_bridge::{RemoteEvents, WireEvent};
+use crate::tunnel::remote::{Decision, FrameMark, RemoteLookups, RemoteOwner, RemoteTunnels, SIGNALLED_CAPACITY};
+use crate::tunnel::{TunnelOrigin, TunnelOwner, TunnelTable};
 use crate::wire::control::Digits;
 
 /// Settings of a shard.
@@ -59,6 +60,12 @@ pub struct ShardStats {
     pub lookup_owners_ignored: u64,
     /// Session events applied.
     pub events_applied: u64,
+    /// Session events of other nodes applied, received through the cluster.
+    pub remote_events_applied: u64,
+    /// Remote events whose IMSI is not 5 to 15 digits, ignored.
+    pub remote_events_invalid: u64,
+    /// G-PDUs and End Markers attributed through a tunnel of another node's session event.
+    pub remote_event_bound: u64,
     /// Flows created.
     pub flows_created: u64,
     /// Flows ended (all reasons).
@@ -80,6 +87,16 @@ pub struct ShardWork<C: Classify> {
     released: Vec<HeldFrame>,
     /// Microcloud lookups, when they are on.
     remote: Option<RemoteLookups>,
+    /// Tunnels installed by other nodes' session events.
+    remote_tunnels: RemoteTunnels,
+    /// True when other nodes' session events arrive, so End Markers of unknown tunnels
+    /// are held like G-PDUs.
+    remote_events: bool,
+    /// Remote events waiting for this shard's packet time to reach theirs, with the name
+    /// of the sending node.
+    remote_pending: VecDeque<(Arc<RemoteEvents>, Arc<str>, usize)>,
+    /// Packet time of the newest frame processed, microseconds.
+    clock_us: u64,
     /// Frames for the pcap writer, sent after each batch.
     pub records: WriterBatch,
     stats: ShardStats,
@@ -88,6 +105,7 @@ pub struct ShardWork<C: Classify> {
 impl<C: Classify> ShardWork<C> {
     /// Creates an empty shard; `source` is its index for the pcap writer.
     pub fn new(settings: ShardSettings, classifier: C, tracking: Arc<Tracking>, source: usize) -> ShardWork<C> {
+        let end_marker_grace_us = settings.end_marker_grace_us;
         ShardWork {
             tunnels: TunnelTable::new(settings.end_marker_grace_us),
             late: LateBuffer::new(settings.late_capacity),
@@ -99,6 +117,10 @@ impl<C: Classify> ShardWork<C> {
             events: VecDeque::new(),
             released: Vec::new(),
             remote: None,
+            remote_tunnels: RemoteTunnels::new(end_marker_grace_us),
+            remote_events: false,
+            remote_pending: VecDeque::new(),
+            clock_us: 0,
             records: WriterBatch::new(source),
             stats: ShardStats::default(),
         }
@@ -108,6 +130,12 @@ impl<C: Classify> ShardWork<C> {
     /// frame only waits for this node's own signalling.
     pub fn enable_lookups(&mut self) {
         self.remote = Some(RemoteLookups::new(SIGNALLED_CAPACITY, self.settings.late_grace_us));
+    }
+
+    /// Holds End Markers of unknown tunnels for other nodes' session events, as for
+    /// microcloud lookups.
+    pub fn enable_remote_events(&mut self) {
+        self.remote_events = true;
     }
 
     /// Queues the events of one control batch; they are applied in capture order.
@@ -120,6 +148,51 @@ impl<C: Classify> ShardWork<C> {
         }
     }
 
+    /// Queues the events of one control batch of another node. Each is applied once this
+    /// shard's packet time reaches the event's time, so a remote delete does not take a
+    /// tunnel away from frames this shard has not read yet. The packet clocks of the two
+    /// sites are assumed to agree to within the late-binding grace period.
+    pub fn push_remote(&mut self, batch: Arc<RemoteEvents>) {
+        let node: Arc<str> = Arc::from(batch.node.as_str());
+        for index in 0..batch.events.len() {
+            self.remote_pending.push_back((batch.clone(), node.clone(), index));
+        }
+        self.apply_remote_until(self.clock_us);
+    }
+
+    /// Applies the queued remote events of packet time up to `now_us`. An added tunnel
+    /// releases the frames held for it.
+    fn apply_remote_until(&mut self, now_us: u64) {
+        while let Some((batch, node, index)) = self.remote_pending.front() {
+            if batch.events[*index].ts_us > now_us {
+                break;
+            }
+            let (batch, node, index) = (batch.clone(), node.clone(), *index);
+            self.remote_pending.pop_front();
+            self.apply_remote_event(&batch.events[index], &node);
+        }
+    }
+
+    /// Applies one remote event: removals first, which take a tunnel away only from the
+    /// remote session that installed it, then additions.
+    fn apply_remote_event(&mut self, event: &WireEvent, node: &Arc<str>) {
+        let Some(imsi) = Digits::from_ascii(event.imsi.as_bytes()) else {
+            self.stats.remote_events_invalid += 1;
+            return;
+        };
+        for tunnel in &event.removed {
+            let keep = (event.kind == EventKind::Move && tunnel.role == TunnelRole::Downlink).then_some(event.ts_us);
+            self.remote_tunnels.remove(&tunnel.key(), node, event.session_id, keep);
+        }
+        for tunnel in &event.added {
+            let key = tunnel.key();
+            self.remote_tunnels.install(key, RemoteOwner { imsi, node: node.clone(), session_id: event.session_id });
+            self.late.take_for(&key, &mut self.released);
+        }
+        self.stats.remote_events_applied += 1;
+        self.process_released();
+    }
+
     /// Processes the frames of one data batch from index `start`. Returns the index of the
     /// frame it stopped before when a held frame whose grace period ended waits for its
     /// lookup result, or `None` once the batch is done. Call again from that index after
@@ -129,6 +202,8 @@ impl<C: Classify> ShardWork<C> {
             if !(self.apply_events_before(meta.seq) && self.release_expired(meta.ts_us)) {
                 return Some(index);
             }
+            self.clock_us = self.clock_us.max(meta.ts_us);
+            self.apply_remote_until(self.clock_us);
             self.process_frame(batch, meta, false);
         }
         None
@@ -164,6 +239,7 @@ impl<C: Classify> ShardWork<C> {
     /// ends every flow. Returns `None`, having done nothing it cannot resume, while a held
     /// frame waits for its lookup result. Call again once the result has arrived.
     pub fn finish(&mut self) -> Option<ShardStats> {
+        self.apply_remote_until(u64::MAX);
         if !(self.apply_events_before(u64::MAX) && self.expire_held(u64::MAX)) {
             return None;
         }
@@ -207,6 +283,9 @@ impl<C: Classify> ShardWork<C> {
     fn apply_event(&mut self, event: &SessionEvent) {
         self.tunnels.apply(event);
         self.stats.events_applied += 1;
+        for tunnel in event.added.iter().chain(&event.removed) {
+            self.remote_tunnels.forget(&tunnel.key);
+        }
         for tunnel in &event.added {
             self.late.take_for(&tunnel.key, &mut self.released);
             if let Some(remote) = self.remote.as_mut() {
@@ -231,6 +310,7 @@ impl<C: Classify> ShardWork<C> {
     /// `now_us`. Returns false when one of them waits for its lookup result.
     fn release_expired(&mut self, now_us: u64) -> bool {
         self.tunnels.expire(now_us);
+        self.remote_tunnels.expire(now_us);
         self.expire_held(now_us.saturating_sub(self.settings.late_grace_us))
     }
 
@@ -295,14 +375,10 @@ impl<C: Classify> ShardWork<C> {
     }
 
     fn process_gpdu(&mut self, key: TunnelKey, batch: &FrameBatch, meta: &FrameMeta, late: bool) {
-        let owner = (meta.teid != 0).then(|| self.tunnels.lookup(&key).copied()).flatten();
-        let Some(owner) = owner else { return self.hold(key, batch, meta, late) };
-        let imsi = owner.imsi;
+        let owner = (meta.teid != 0).then(|| self.owner(&key)).flatten();
+        let Some(imsi) = owner else { return self.hold(key, batch, meta, late) };
         if late {
             self.stats.gpdu_late_bound += 1;
-        }
-        if owner.origin == TunnelOrigin::Microcloud {
-            self.stats.microcloud_bound += 1;
         }
         self.stats.gpdu_attributed += 1;
         if let Some(inner) = meta.inner.as_ref() {
@@ -337,17 +413,42 @@ impl<C: Classify> ShardWork<C> {
     /// End Marker of an unknown tunnel is held like a G-PDU, so it is attributed whenever
     /// the microcloud names the tunnel's owner, whichever shard it reached.
     fn process_end_marker(&mut self, key: TunnelKey, batch: &FrameBatch, meta: &FrameMeta, late: bool) {
-        let Some(owner) = self.tunnels.lookup_end_marker(&key).copied() else {
-            if self.remote.is_some() {
+        let Some(imsi) = self.end_marker_owner(&key) else {
+            if self.remote.is_some() || self.remote_events {
                 return self.hold(key, batch, meta, late);
             }
             return self.count_unknown(meta);
         };
         self.stats.end_marker_attributed += 1;
-        if owner.origin == TunnelOrigin::Microcloud {
-            self.stats.microcloud_bound += 1;
+        self.write(imsi, batch, meta);
+    }
+
+    /// Returns the owner of the live tunnel `key`, from this node's tunnel table or else
+    /// from the tunnels of remote events, and counts the binding by its source.
+    fn owner(&mut self, key: &TunnelKey) -> Option<Digits> {
+        let local = self.tunnels.lookup(key).copied();
+        let remote = self.remote_tunnels.lookup(key).map(|owner| owner.imsi);
+        self.count_source(local, remote)
+    }
+
+    /// Returns the owner that an End Marker on `key` is attributed to, as [`Self::owner`]
+    /// does, just-replaced downlink endpoints included.
+    fn end_marker_owner(&mut self, key: &TunnelKey) -> Option<Digits> {
+        let local = self.tunnels.lookup_end_marker(key).copied();
+        let remote = self.remote_tunnels.lookup_end_marker(key).map(|owner| owner.imsi);
+        self.count_source(local, remote)
+    }
+
+    fn count_source(&mut self, local: Option<TunnelOwner>, remote: Option<Digits>) -> Option<Digits> {
+        if let Some(owner) = local {
+            if owner.origin == TunnelOrigin::Microcloud {
+                self.stats.microcloud_bound += 1;
+            }
+            return Some(owner.imsi);
         }
-        self.write(owner.imsi, batch, meta);
+        let imsi = remote?;
+        self.stats.remote_event_bound += 1;
+        Some(imsi)
     }
 
     fn write(&mut self, imsi: Digits, batch: &FrameBatch, meta: &FrameMeta) {

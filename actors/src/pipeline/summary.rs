@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::cluster::session_bridge::BridgeStats;
 use crate::pipeline::capture::CaptureStats;
 use crate::pipeline::control::ControlStats;
 use crate::pipeline::lookup::LookupStats;
@@ -39,6 +40,8 @@ pub struct Summary {
     pub sink: SinkStats,
     /// Microcloud tunnel lookups, when they were on.
     pub lookups: Option<LookupStats>,
+    /// Session events exchanged with other probes of the cluster, when it is on.
+    pub cluster_events: Option<BridgeStats>,
     /// Report files written.
     pub reports_written: usize,
 }
@@ -130,6 +133,10 @@ impl Summary {
             let _ = writeln!(out, "lookups       {} keys requested, {} round trips for {} keys: {} found, {} not found, {} errors; cache hits {} negative, {} positive; {} frames bound through the microcloud",
                 l.requests, l.queries, l.keys_queried, l.found, l.not_found, l.errors, l.negative_cache_hits, l.positive_cache_hits, u.microcloud_bound);
         }
+        if let Some(b) = &self.cluster_events {
+            let _ = writeln!(out, "cluster       {} events sent; {} events in {} batches received, {} invalid payloads, {} remote events applied by shards, {} frames bound through remote events",
+                s.events_broadcast, b.remote_events_received, b.remote_batches_received, b.invalid_payloads, u.remote_events_applied, u.remote_event_bound);
+        }
         let o = &self.sink.outage;
         if o.write_failures > 0 || o.dropped_full > 0 {
             let _ = writeln!(out, "microcloud    {} failed writes; outage buffer: max {} of {} items, {} replayed, {} dropped (full), {} lost at the end",
@@ -162,6 +169,9 @@ pub fn add_shard(total: &mut ShardStats, shard: &ShardStats) {
     total.lookup_requests += shard.lookup_requests;
     total.lookup_owners_ignored += shard.lookup_owners_ignored;
     total.events_applied += shard.events_applied;
+    total.remote_events_applied += shard.remote_events_applied;
+    total.remote_events_invalid += shard.remote_events_invalid;
+    total.remote_event_bound += shard.remote_event_bound;
     total.flows_created += shard.flows_created;
     total.flows_expired += shard.flows_expired;
     total.tunnels = total.tunnels.max(shard.tunnels);

@@ -1,6 +1,9 @@
 //! Microcloud lookups of one shard: which held tunnel keys were requested, what the
 //! lookups returned, and what becomes of a held frame whose grace period ended.
 //!
+//! Tunnels that other nodes' session events install through the cluster are kept here
+//! too, in [`RemoteTunnels`].
+//!
 //! A lookup result is used only at a point fixed by the capture: when the grace period of
 //! the oldest frame held for the key ends. Until then this node's own signalling may still
 //! bind the frames. A frame whose grace ended while its lookup is outstanding makes the
@@ -8,6 +11,7 @@
 //! actor replies.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -201,6 +205,98 @@ impl RemoteLookups {
     /// Counters.
     pub fn stats(&self) -> &RemoteStats {
         &self.stats
+    }
+}
+
+/// Owner of a tunnel installed by another node's session event.
+#[derive(Debug, Clone)]
+pub struct RemoteOwner {
+    /// Subscriber.
+    pub imsi: Digits,
+    /// Full name of the node whose event installed the tunnel.
+    pub node: Arc<str>,
+    /// Session of that node the tunnel belongs to.
+    pub session_id: u64,
+}
+
+/// Tunnels installed by other nodes' session events, kept apart from the shard's own
+/// tunnel table so that they never override this node's signalling: the shard looks here
+/// only for a key its own table does not have. Like the own table, it keeps a downlink
+/// endpoint replaced by a remote Move for End Markers (TS 29.281 §7.3.2).
+#[derive(Debug, Default)]
+pub struct RemoteTunnels {
+    live: FxHashMap<TunnelKey, RemoteOwner>,
+    replaced: FxHashMap<TunnelKey, (RemoteOwner, u64)>,
+    replaced_order: VecDeque<(u64, TunnelKey)>,
+    replaced_grace_us: u64,
+}
+
+impl RemoteTunnels {
+    /// Creates an empty table that keeps replaced downlink endpoints for `replaced_grace_us`
+    /// of packet time.
+    pub fn new(replaced_grace_us: u64) -> RemoteTunnels {
+        RemoteTunnels { replaced_grace_us, ..RemoteTunnels::default() }
+    }
+
+    /// Installs `owner` for `key`, replacing an owner from another remote event.
+    pub fn install(&mut self, key: TunnelKey, owner: RemoteOwner) {
+        self.replaced.remove(&key);
+        self.live.insert(key, owner);
+    }
+
+    /// Removes `key` when the same node's same session installed it, so a TEID already
+    /// reused by another session stays with the new owner. A removed key is kept for End
+    /// Markers until `replaced_grace_us` after `keep_from_us`, when that is given.
+    pub fn remove(&mut self, key: &TunnelKey, node: &str, session_id: u64, keep_from_us: Option<u64>) {
+        let owned = self.live.get(key).is_some_and(|owner| &*owner.node == node && owner.session_id == session_id);
+        if !owned {
+            return;
+        }
+        let Some(owner) = self.live.remove(key) else { return };
+        if let Some(from_us) = keep_from_us {
+            let until = from_us.saturating_add(self.replaced_grace_us);
+            self.replaced.insert(*key, (owner, until));
+            self.replaced_order.push_back((until, *key));
+        }
+    }
+
+    /// Forgets `key` because this node's own signalling names it.
+    pub fn forget(&mut self, key: &TunnelKey) {
+        self.live.remove(key);
+        self.replaced.remove(key);
+    }
+
+    /// Returns the remote owner of a live tunnel.
+    pub fn lookup(&self, key: &TunnelKey) -> Option<&RemoteOwner> {
+        self.live.get(key)
+    }
+
+    /// Returns the remote owner of a live tunnel or of a just-replaced downlink endpoint.
+    pub fn lookup_end_marker(&self, key: &TunnelKey) -> Option<&RemoteOwner> {
+        self.live.get(key).or_else(|| self.replaced.get(key).map(|(owner, _)| owner))
+    }
+
+    /// Forgets replaced endpoints whose grace period ended before `now_us`.
+    pub fn expire(&mut self, now_us: u64) {
+        while let Some(&(until, key)) = self.replaced_order.front() {
+            if until >= now_us {
+                break;
+            }
+            self.replaced_order.pop_front();
+            if self.replaced.get(&key).is_some_and(|(_, u)| *u == until) {
+                self.replaced.remove(&key);
+            }
+        }
+    }
+
+    /// Number of live remote tunnels.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True when no remote tunnel is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
     }
 }
 

@@ -179,6 +179,8 @@ fn read_probe(mut section: Section<'_>) -> ProbeSection {
     let active_timeout = section.duration("active_timeout").unwrap_or(Duration::from_secs(300));
     let late_grace = section.duration("late_grace").unwrap_or(Duration::from_secs(2));
     let replay_speed = read_replay_speed(&mut section);
+    let lookups = section.bool("lookups").unwrap_or(true);
+    let wait_for_probes = section.number("wait_for_probes", 0, 1_000).map_or(0, |n| n as usize);
 
     section.finish();
     ProbeSection {
@@ -195,6 +197,8 @@ fn read_probe(mut section: Section<'_>) -> ProbeSection {
         active_timeout,
         late_grace,
         replay_speed,
+        lookups,
+        wait_for_probes,
     }
 }
 

@@ -117,6 +117,11 @@ pub struct ProbeSection {
     pub late_grace: Duration,
     /// Replay speed as a factor of the capture's own pace, or 0 to read as fast as possible.
     pub replay_speed: f64,
+    /// Ask the microcloud's tunnel index about held frames' tunnels (Redis microcloud only).
+    pub lookups: bool,
+    /// Other probes whose session-event bridge must be in the cluster before the capture
+    /// starts, so that none of this probe's events is broadcast before they listen.
+    pub wait_for_probes: usize,
 }
 
 /// `[cluster]`.

@@ -100,6 +100,8 @@ replay_speed = 2.5
         active_timeout: Duration::ZERO,
         late_grace: Duration::from_millis(1_500),
         replay_speed: 2.5,
+        lookups: true,
+        wait_for_probes: 0,
     };
     assert_eq!(config.probe, probe);
     assert_eq!(config.node.region.as_deref(), Some("north"));

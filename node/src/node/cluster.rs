@@ -14,6 +14,13 @@ pub async fn start(config: &NodeConfig) -> Result<Option<Cluster>, String> {
     Ok(Some(cluster))
 }
 
+/// Returns this node's full cluster name, `<node.name>@<advertise>`, when it has a
+/// `[cluster]` section.
+pub fn full_name(config: &NodeConfig) -> Option<String> {
+    let section = config.cluster.as_ref()?;
+    Some(cluster_config(&config.node.name, section).full_name())
+}
+
 fn cluster_config(name: &str, section: &ClusterSection) -> ClusterConfig {
     ClusterConfig {
         name: name.to_owned(),

@@ -12,7 +12,7 @@ use imsitrace::pipeline::lookup::LookupConfig;
 use imsitrace::pipeline::records::Tracking;
 use imsitrace::pipeline::shard_work::ShardSettings;
 use imsitrace::pipeline::sink_buffer::OutageConfig;
-use imsitrace::pipeline::{analyze, AnalyzeConfig, Summary};
+use imsitrace::pipeline::{analyze_in_cluster, AnalyzeConfig, ClusterEvents, Summary};
 use imsitrace::session::SessionConfig;
 use imsitrace::wire::control::Digits;
 
@@ -24,12 +24,13 @@ pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), Strin
     let analyze_config = analyze_config(config, stop)?;
     let inputs = analyze_config.inputs.len();
     tracing::info!(inputs, microcloud = %microcloud_name(config), "probe started");
+    let cluster = cluster_events(config);
     let summary = match &config.microcloud.redis {
         Some(url) => {
             let microcloud = RedisMicrocloud::connect(url, redis_config(config)).await.map_err(|e| e.to_string())?;
-            analyze(analyze_config, microcloud).await
+            analyze_in_cluster(analyze_config, microcloud, cluster).await
         }
-        None => analyze(analyze_config, EmbeddedMicrocloud::new()).await,
+        None => analyze_in_cluster(analyze_config, EmbeddedMicrocloud::new(), cluster).await,
     };
     let summary: Summary = summary.map_err(|e| e.to_string())?;
     print!("{}", summary.to_text());
@@ -41,6 +42,16 @@ pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), Strin
         Err(failures.join("\nimsitrace: "))
     }
 }
+
+/// Shares session events with the other probes when the node is in a cluster.
+fn cluster_events(config: &NodeConfig) -> Option<ClusterEvents> {
+    let node = super::cluster::full_name(config)?;
+    Some(ClusterEvents { node, wait_for_probes: config.probe.wait_for_probes, wait_timeout: PROBES_WAIT_TIMEOUT })
+}
+
+/// Maximum time a probe waits for `probe.wait_for_probes` other probes before it reads
+/// its inputs anyway.
+const PROBES_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn microcloud_name(config: &NodeConfig) -> String {
     config.microcloud.redis.as_deref().map_or_else(|| "embedded".to_owned(), redact)
@@ -91,7 +102,7 @@ fn analyze_config(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<AnalyzeC
         max_open_files: probe.max_open_files,
         progress: false,
         outage,
-        lookup: config.microcloud.redis.is_some().then(LookupConfig::default),
+        lookup: (probe.lookups && config.microcloud.redis.is_some()).then(LookupConfig::default),
         stop,
         replay_speed: probe.replay_speed,
     })

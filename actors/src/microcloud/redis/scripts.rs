@@ -49,14 +49,3 @@ end
 redis.call('EXPIRE', KEYS[2], ttl)
 return 1
 ";
-
-/// Deletes a tunnel index entry only while it still names the given IMSI, so a late
-/// removal by the previous owner of a reused TEID keeps the new owner's entry.
-///
-/// KEYS: tunnel key. ARGV: IMSI. Returns the number of keys deleted.
-pub(super) const RELEASE_TUNNEL: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-";

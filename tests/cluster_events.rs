@@ -1,0 +1,238 @@
+//! Session events across the cluster: probe A replays only the signalling of `small.pcap`
+//! and probe B only its user plane, both at the capture's pace, in one cluster with a
+//! collector. Probe B has no signalling and no microcloud lookups, so it can attribute a
+//! G-PDU or End Marker only through the session events that probe A broadcasts.
+//!
+//! Timing: both probes wait for each other's bridge actor before reading, then replay at
+//! speed 20 (591 s of packets in about 30 s). At that speed 1 ms of wall-clock delay is
+//! 20 ms of packet time. Probe B holds a frame of an unknown tunnel for 60 s of packet
+//! time (3 s of wall-clock time), which covers an event that reaches it late on a loaded
+//! 2-core machine. The risk left is the opposite one: a remote delete or TEID reuse that
+//! reaches B before B has read the last frames of the old tunnel.
+
+mod common;
+#[path = "../actors/src/microcloud/redis/test_server.rs"]
+mod redis_server;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{data, read_pcap, truth, Frame, Pcap};
+use redis_server::{free_port, RedisServer};
+
+/// Generous bound on every wait; the replays take about 30 s.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+/// Cookie shared by the test cluster (at least 16 characters).
+const COOKIE: &str = "test-cluster-cookie-0123456789";
+
+/// UDP port of GTP-C (TS 29.274 §4.2).
+const GTPC_PORT: u16 = 2123;
+/// UDP port of GTP-U (TS 29.281 §4.4.2).
+const GTPU_PORT: u16 = 2152;
+/// GTP-U Echo Request message type (TS 29.281 §6.1).
+const ECHO_REQUEST: u8 = 1;
+
+/// A running `imsitrace node`, with stdout and stderr in files.
+struct Node {
+    name: String,
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Node {
+    fn start(dir: &Path, name: &str, config: &str) -> Node {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_imsitrace"))
+            .args(["node", "--config", path.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env("IMSITRACE_CLUSTER__COOKIE", COOKIE)
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cannot run the imsitrace binary");
+        Node { name: name.to_owned(), child, stdout, stderr }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `done` every 100 ms until it returns true, or fails after the deadline with `what`
+/// and every node's log.
+fn poll_until(what: &str, nodes: &[&Node], mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < DEADLINE {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: Vec<String> = nodes.iter().map(|node| format!("--- {}\n{}{}", node.name, node.output(), node.log())).collect();
+    panic!("timed out after {DEADLINE:?} waiting for {what}; logs:\n{}", logs.join("\n"));
+}
+
+fn cluster_section(port: u16, seeds: &[u16]) -> String {
+    let seeds: Vec<String> = seeds.iter().map(|port| format!("\"127.0.0.1:{port}\"")).collect();
+    format!(
+        "[cluster]\nlisten_address = \"127.0.0.1\"\nport = {port}\nseeds = [{}]\nheartbeat_interval = \"200ms\"\npeer_timeout = \"5s\"\n\
+         handshake_timeout = \"10s\"\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n",
+        seeds.join(", ")
+    )
+}
+
+/// A probe that replays `input` at speed 20 into the Redis microcloud at `url`, with
+/// lookups off, after the other probe joined.
+fn probe_config(name: &str, input: &Path, pcap_dir: &Path, url: &str, port: u16, seeds: &[u16]) -> String {
+    format!(
+        "[node]\nname = \"{name}\"\nroles = [\"probe\"]\n\n[microcloud]\nredis = \"{url}\"\n\n[probe]\ninputs = [\"{}\"]\nshards = 2\n\
+         track_all = true\npcap_dir = \"{}\"\nreplay_speed = 20\nlate_grace = \"20s\"\nlookups = false\nwait_for_probes = 1\n\n{}",
+        input.display(),
+        pcap_dir.display(),
+        cluster_section(port, seeds)
+    )
+}
+
+fn collector_config(port: u16, url: &str, outdir: &Path) -> String {
+    format!(
+        "[node]\nname = \"collector\"\nroles = [\"collector\"]\n\n[microcloud]\nredis = \"{url}\"\n\n[report]\noutdir = \"{}\"\ninterval = \"1s\"\noffset = \"0s\"\n\n{}",
+        outdir.display(),
+        cluster_section(port, &[])
+    )
+}
+
+/// Returns the GTP message type of an untagged Ethernet/IPv4/UDP frame.
+fn gtp_message_type(frame: &Frame) -> u8 {
+    let ip = &frame.data[14..];
+    let header_len = usize::from(ip[0] & 0x0f) * 4;
+    ip[header_len + 8 + 1]
+}
+
+/// Returns the UDP destination port of an untagged Ethernet/IPv4/UDP frame, the only kind
+/// small.pcap has.
+fn udp_port(frame: &Frame) -> u16 {
+    let ip = &frame.data[14..];
+    let header_len = usize::from(ip[0] & 0x0f) * 4;
+    u16::from_be_bytes([ip[header_len + 2], ip[header_len + 3]])
+}
+
+/// Writes a classic microsecond pcap.
+fn write_pcap(path: &Path, link_type: u32, frames: &[&Frame]) {
+    let mut bytes = Vec::new();
+    for word in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 262_144, link_type] {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    for frame in frames {
+        let seconds = u32::try_from(frame.ts_us / 1_000_000).expect("timestamp fits in 32 bits");
+        let micros = (frame.ts_us % 1_000_000) as u32;
+        for word in [seconds, micros, frame.data.len() as u32, frame.orig_len] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes.extend_from_slice(&frame.data);
+    }
+    std::fs::write(path, bytes).expect("cannot write a pcap");
+}
+
+/// Splits small.pcap by UDP port into `cp.pcap` (GTP-C) and `up.pcap` (GTP-U) in `dir`.
+///
+/// A replay is paced from its file's first frame. small.pcap starts with G-PDUs, so
+/// `cp.pcap` gets a copy of the capture's first GTP-U Echo Request, timed at the capture's
+/// first frame, and both replays start at the same packet time. Probe A counts it as an
+/// Echo and attributes nothing to it.
+fn write_split(pcap: &Pcap, dir: &Path) {
+    let (mut control, user): (Vec<&Frame>, Vec<&Frame>) = pcap.frames.iter().partition(|frame| udp_port(frame) == GTPC_PORT);
+    let echo = pcap.frames.iter().find(|frame| udp_port(frame) == GTPU_PORT && gtp_message_type(frame) == ECHO_REQUEST).expect("small.pcap has a GTP-U Echo Request");
+    let anchor = Frame { ts_us: pcap.frames[0].ts_us, ..echo.clone() };
+    assert!(control[0].ts_us > anchor.ts_us, "small.pcap starts with GTP-U");
+    control.insert(0, &anchor);
+    write_pcap(&dir.join("cp.pcap"), pcap.link_type, &control);
+    write_pcap(&dir.join("up.pcap"), pcap.link_type, &user);
+}
+
+/// Returns the user-plane frames the truth gives each IMSI: its frames minus its GTP-C
+/// frames, as indices into small.pcap, mapped to the frames themselves.
+fn expected_user_plane(pcap: &Pcap) -> BTreeMap<String, Vec<Frame>> {
+    let truth = truth("small");
+    let mut expected = BTreeMap::new();
+    for subscriber in truth["subscribers"].as_array().unwrap() {
+        let indices = |name: &str| -> BTreeSet<usize> { subscriber[name].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize).collect() };
+        let user: Vec<Frame> = indices("frames").difference(&indices("gtpc_frames")).map(|&i| pcap.frames[i].clone()).collect();
+        if !user.is_empty() {
+            expected.insert(subscriber["imsi"].as_str().unwrap().to_owned(), user);
+        }
+    }
+    expected
+}
+
+/// Returns the frames of every pcap file in `dir`, by IMSI.
+fn pcap_frames(dir: &Path) -> BTreeMap<String, Vec<Frame>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let imsi = path.file_stem().unwrap().to_string_lossy().into_owned();
+        files.insert(imsi, read_pcap(&path).frames);
+    }
+    files
+}
+
+/// Returns the number before `label` on the summary's `cluster` line.
+fn cluster_count(output: &str, label: &str) -> u64 {
+    let line = output.lines().find(|line| line.starts_with("cluster ")).unwrap_or_else(|| panic!("no cluster line in the summary:\n{output}"));
+    let before = line.split(label).next().unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
+    before.split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no count before {label:?} in {line:?}"))
+}
+
+#[test]
+fn user_plane_bound_through_remote_events() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = read_pcap(&data("gtpgen/small.pcap"));
+    write_split(&pcap, dir.path());
+    let expected = expected_user_plane(&pcap);
+    assert!(!expected.is_empty(), "the truth gives no IMSI a user-plane frame");
+
+    let (collector_port, port_a, port_b) = (free_port(), free_port(), free_port());
+    let collector = Node::start(dir.path(), "collector", &collector_config(collector_port, &server.url(), &dir.path().join("reports")));
+    let probe_a = Node::start(dir.path(), "probe-a", &probe_config("probe-a", &dir.path().join("cp.pcap"), &dir.path().join("pcap-a"), &server.url(), port_a, &[collector_port]));
+    let probe_b = Node::start(dir.path(), "probe-b", &probe_config("probe-b", &dir.path().join("up.pcap"), &dir.path().join("pcap-b"), &server.url(), port_b, &[collector_port, port_a]));
+    let nodes = [&collector, &probe_a, &probe_b];
+    poll_until("both probes to print their summary", &nodes, || probe_a.output().contains("\ncluster ") && probe_b.output().contains("\ncluster "));
+
+    let (summary_a, summary_b) = (probe_a.output(), probe_b.output());
+    let context = format!("probe A:\n{summary_a}\nprobe B:\n{summary_b}");
+    assert_eq!(cluster_count(&summary_b, "invalid payloads"), 0, "{context}");
+    assert!(cluster_count(&summary_b, "events in") > 0, "probe B received no remote event: {context}");
+    assert_eq!(cluster_count(&summary_b, "events in"), cluster_count(&summary_a, "events sent;"), "probe B received every event probe A sent: {context}");
+    assert_eq!(cluster_count(&summary_b, "events sent;"), 0, "probe B has no signalling: {context}");
+    assert_eq!(cluster_count(&summary_a, "events in"), 0, "probe A ignores its own events and B sends none: {context}");
+
+    let written = pcap_frames(&dir.path().join("pcap-b"));
+    let bound: usize = expected.values().map(Vec::len).sum();
+    assert_eq!(cluster_count(&summary_b, "frames bound through remote events"), bound as u64, "{context}");
+    assert_eq!(written.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "pcap files of probe B: {context}");
+    for (imsi, frames) in &expected {
+        let got = written.get(imsi).map_or(0, Vec::len);
+        assert!(written.get(imsi) == Some(frames), "user-plane frames of {imsi}: {got} written, {} expected; {context}", frames.len());
+    }
+}
