@@ -162,11 +162,10 @@ fn counter(summary: &serde_json::Value, path: &[&str]) -> u64 {
 /// The check is exact. With `--appendfsync always` Redis sends a reply only after the write
 /// is on disk, so a write lost with the kill was never acknowledged and is replayed. A
 /// replayed bucket batch that the server had applied is skipped by its batch id.
-// NOTE: one run in eight failed under heavy machine load: the run exited 1 after its 30-s
-// end-of-run retry, as if the connection never came back after the restart. Until that is
-// understood the test runs only on request: cargo test --release --test redis_faults -- --ignored
+// NOTE: before the runs were paced, one run in eight failed under heavy machine load: the
+// run exited 1 after its 30-s end-of-run retry, as if the connection never came back after
+// the restart. Not seen since, and the cause was not found.
 #[test]
-#[ignore = "failed once in eight runs under load; run with --ignored"]
 fn restart_mid_run_keeps_counts() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("long.pcap");
@@ -198,7 +197,9 @@ fn restart_mid_run_keeps_counts() {
     assert_eq!(counter(&summary, &["sink", "outage", "buffered"]), 0);
     assert_eq!(counter(&summary, &["sink", "microcloud_errors"]), 0);
     assert_eq!(counter(&summary, &["sink", "events_published"]), counter(&embedded, &["sink", "events_published"]));
-    assert_eq!(counter(&summary, &["sink", "deltas"]), counter(&embedded, &["sink", "deltas"]));
+    // Shards merge bucket deltas over a number of batches, and paced batches end by wall
+    // time, so the number of deltas varies between runs; the rows below are exact.
+    assert!(counter(&summary, &["sink", "deltas"]) > 0, "no bucket delta was written");
 
     let expected = files_of(&embedded_reports);
     assert!(expected.len() as u64 >= COPIES, "{} reports for {COPIES} copies of the input", expected.len());
@@ -212,11 +213,7 @@ fn restart_mid_run_keeps_counts() {
 
 /// A server that stays down overflows a small buffer: the run drops the oldest writes,
 /// counts them, reports them and exits 1.
-// NOTE: the kill must land while the run is still going; on a fast, quiet machine the run
-// ended first and the test failed. Until the input is long enough on any machine the test
-// runs only on request: cargo test --release --test redis_faults -- --ignored
 #[test]
-#[ignore = "the kill can land after the run ends; run with --ignored"]
 fn long_outage_reports_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("long.pcap");
