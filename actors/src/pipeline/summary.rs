@@ -136,6 +136,8 @@ impl Summary {
         if let Some(b) = &self.cluster_events {
             let _ = writeln!(out, "cluster       {} events sent; {} events in {} batches received, {} invalid payloads, {} remote events applied by shards, {} frames bound through remote events",
                 s.events_broadcast, b.remote_events_received, b.remote_batches_received, b.invalid_payloads, u.remote_events_applied, u.remote_event_bound);
+            let _ = writeln!(out, "              delivery delay p50 <= {} us, p99 <= {} us, max {} us; {} events/s received over {:.3} s",
+                b.delivery_p50_us, b.delivery_p99_us, b.delivery_max_us, rate(b.remote_events_received, b.receive_span_us), b.receive_span_us as f64 / 1e6);
         }
         let o = &self.sink.outage;
         if o.write_failures > 0 || o.dropped_full > 0 {
@@ -175,4 +177,12 @@ pub fn add_shard(total: &mut ShardStats, shard: &ShardStats) {
     total.flows_created += shard.flows_created;
     total.flows_expired += shard.flows_expired;
     total.tunnels = total.tunnels.max(shard.tunnels);
+}
+
+/// Returns `count` per second over `span_us` microseconds, or 0 for an empty span.
+fn rate(count: u64, span_us: u64) -> u64 {
+    if span_us == 0 {
+        return 0;
+    }
+    (count as f64 * 1e6 / span_us as f64) as u64
 }
