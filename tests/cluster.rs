@@ -13,122 +13,15 @@ mod common;
 #[path = "../actors/src/microcloud/redis/test_server.rs"]
 mod redis_server;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::data;
+use common::nodes::{cluster_section, poll_until, Node, COOKIE};
 use redis_server::{free_port, RedisServer};
 
 /// Generous bound on every wait.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Cookie shared by the test cluster (at least 16 characters).
-const COOKIE: &str = "test-cluster-cookie-0123456789";
-
-/// A running `imsitrace node`, with stderr in a file.
-struct Node {
-    name: String,
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Node {
-    /// Writes `config` to `<dir>/<name>.toml` and starts a node with it and `cookie` in
-    /// IMSITRACE_CLUSTER__COOKIE. A restarted node appends to the same log file.
-    fn start(dir: &Path, name: &str, config: &str, cookie: &str) -> Node {
-        let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, config).unwrap();
-        let stderr = dir.join(format!("{name}.stderr"));
-        let log = File::options().create(true).append(true).open(&stderr).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_imsitrace"))
-            .args(["node", "--config", path.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("IMSITRACE_CLUSTER__COOKIE", cookie)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot run the imsitrace binary");
-        Node { name: name.to_owned(), child, stderr }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Number of `cluster node joined` lines for `peer` in the log.
-    fn joins_of(&self, peer: &str) -> usize {
-        self.log().matches(&format!("cluster node joined peer={peer}@127.0.0.1 ")).count()
-    }
-
-    fn leaves_of(&self, peer: &str) -> usize {
-        self.log().matches(&format!("cluster node left peer={peer}@127.0.0.1 ")).count()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill {signal} {} failed", self.name);
-    }
-
-    /// Sends SIGKILL and reaps the process.
-    fn kill(&mut self) {
-        self.signal("-KILL");
-        let _ = self.child.wait();
-    }
-
-    /// Sends SIGTERM and waits for the exit, failing after the deadline.
-    fn terminate(&mut self) {
-        self.signal("-TERM");
-        let started = Instant::now();
-        while started.elapsed() < DEADLINE {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}; log:\n{}", self.name, self.log());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{} did not exit within {DEADLINE:?} after SIGTERM; log:\n{}", self.name, self.log());
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        // A frozen node must run again to die; the process may be gone already.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).stderr(Stdio::null()).status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `done` every 100 ms until it returns true, or fails after the deadline with `what`
-/// and every node's log.
-fn poll_until(what: &str, nodes: &[&Node], mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while started.elapsed() < DEADLINE {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let logs: Vec<String> = nodes.iter().map(|node| format!("--- {}\n{}", node.name, node.log())).collect();
-    panic!("timed out after {DEADLINE:?} waiting for {what}; logs:\n{}", logs.join("\n"));
-}
-
-/// Returns the `[cluster]` section of a node on `port` with short heartbeat and retry
-/// settings, `seeds` and `extra` lines.
-fn cluster_section(port: u16, seeds: &[u16], extra: &str) -> String {
-    let seeds: Vec<String> = seeds.iter().map(|port| format!("\"127.0.0.1:{port}\"")).collect();
-    format!(
-        "[cluster]\nlisten_address = \"127.0.0.1\"\nport = {port}\nseeds = [{}]\nheartbeat_interval = \"200ms\"\npeer_timeout = \"5s\"\n\
-         handshake_timeout = \"10s\"\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n{extra}",
-        seeds.join(", ")
-    )
-}
 
 /// Returns the configuration of a probe node that reads the small synthetic capture into
 /// the embedded microcloud and then stays in the cluster.
@@ -162,7 +55,7 @@ fn nodes_connect_leave_and_rejoin() {
     // The probes seed only the collector; its heartbeats advertise each probe to the other,
     // and probe-1, whose name sorts first, connects to probe-2.
     let nodes = [&collector, &probe_1, &probe_2];
-    poll_until("all three nodes to join each other", &nodes, || {
+    poll_until("all three nodes to join each other", DEADLINE, &nodes, || {
         collector.joins_of("probe-1") >= 1
             && collector.joins_of("probe-2") >= 1
             && probe_1.joins_of("collector") >= 1
@@ -170,20 +63,20 @@ fn nodes_connect_leave_and_rejoin() {
             && probe_2.joins_of("collector") >= 1
             && probe_2.joins_of("probe-1") >= 1
     });
-    poll_until("the peers line of the collector", &nodes, || collector.log().contains("cluster peers count=2 peers=probe-1@127.0.0.1, probe-2@127.0.0.1"));
+    poll_until("the peers line of the collector", DEADLINE, &nodes, || collector.log().contains("cluster peers count=2 peers=probe-1@127.0.0.1, probe-2@127.0.0.1"));
 
     // A killed probe closes its sockets, so both others see it leave at once. Restarted on
     // the same port, it seeds the collector again and connects to probe-2 again.
     probe_1.kill();
-    poll_until("probe-1 to leave", &[&collector, &probe_2], || collector.leaves_of("probe-1") >= 1 && probe_2.leaves_of("probe-1") >= 1);
+    poll_until("probe-1 to leave", DEADLINE, &[&collector, &probe_2], || collector.leaves_of("probe-1") >= 1 && probe_2.leaves_of("probe-1") >= 1);
     probe_1 = Node::start(dir.path(), "probe-1", &probe_1_config, COOKIE);
     let nodes = [&collector, &probe_1, &probe_2];
-    poll_until("probe-1 to rejoin", &nodes, || collector.joins_of("probe-1") >= 2 && probe_2.joins_of("probe-1") >= 2);
+    poll_until("probe-1 to rejoin", DEADLINE, &nodes, || collector.joins_of("probe-1") >= 2 && probe_2.joins_of("probe-1") >= 2);
     assert!(probe_2.log().contains("cluster peers count=1 peers=collector@127.0.0.1"), "probe-2 logged its peers after the leave:\n{}", probe_2.log());
 
-    probe_2.terminate();
-    probe_1.terminate();
-    poll_until("the collector to see both probes leave", &[&collector], || collector.leaves_of("probe-1") >= 2 && collector.leaves_of("probe-2") >= 1);
+    probe_2.terminate(DEADLINE);
+    probe_1.terminate(DEADLINE);
+    poll_until("the collector to see both probes leave", DEADLINE, &[&collector], || collector.leaves_of("probe-1") >= 2 && collector.leaves_of("probe-2") >= 1);
 }
 
 #[test]
@@ -192,20 +85,20 @@ fn frozen_probe_closed_by_heartbeat() {
     let (port_a, port_b) = (free_port(), free_port());
     let first = Node::start(dir.path(), "probe-a", &probe_config("probe-a", port_a, &[], ""), COOKIE);
     let second = Node::start(dir.path(), "probe-b", &probe_config("probe-b", port_b, &[port_a], ""), COOKIE);
-    poll_until("the probes to join", &[&first, &second], || first.joins_of("probe-b") >= 1 && second.joins_of("probe-a") >= 1);
+    poll_until("the probes to join", DEADLINE, &[&first, &second], || first.joins_of("probe-b") >= 1 && second.joins_of("probe-a") >= 1);
 
     // SIGSTOP keeps probe-b's sockets open, so only the missing heartbeats show that it is
     // gone: probe-a closes the session after the 5-s peer timeout.
     second.signal("-STOP");
-    poll_until("probe-a to close the silent session", &[&first], || {
+    poll_until("probe-a to close the silent session", DEADLINE, &[&first], || {
         let log = first.log();
         log.contains("cluster node sent no heartbeat within the peer timeout; closing its session peer=probe-b@127.0.0.1") && first.leaves_of("probe-b") >= 1
     });
     // Resumed, probe-b finds its session closed and reconnects to its seed. Its own stall
     // does not make it blame probe-a, whose pings wait unread in the socket.
     second.signal("-CONT");
-    poll_until("probe-b to rejoin", &[&first, &second], || first.joins_of("probe-b") >= 2);
-    poll_until("probe-b to log the stall", &[&second], || second.log().contains("this node ran no heartbeat tick for longer than the peer timeout"));
+    poll_until("probe-b to rejoin", DEADLINE, &[&first, &second], || first.joins_of("probe-b") >= 2);
+    poll_until("probe-b to log the stall", DEADLINE, &[&second], || second.log().contains("this node ran no heartbeat tick for longer than the peer timeout"));
     assert!(!second.log().contains("sent no heartbeat"), "probe-b blamed probe-a for its own stall:\n{}", second.log());
 }
 
@@ -216,7 +109,7 @@ fn wrong_cookie_rejected_on_both_sides() {
     let node = Node::start(dir.path(), "probe-a", &probe_config("probe-a", port, &[], ""), COOKIE);
     let intruder = Node::start(dir.path(), "intruder", &probe_config("intruder", intruder_port, &[port], ""), "another-cookie-0123456789");
 
-    poll_until("the refusal on both sides", &[&node, &intruder], || {
+    poll_until("the refusal on both sides", DEADLINE, &[&node, &intruder], || {
         let rejected_here = node.log().contains("rejected a cluster connection: authentication failed, so the node's cookie differs from this node's cluster cookie address=127.0.0.1:");
         let rejected_there = intruder.log().contains(&format!("cluster node closed the connection during the handshake: it rejected this node's cookie or TLS certificate, or it is not an imsitrace node address=127.0.0.1:{port}"));
         rejected_here && rejected_there
@@ -270,7 +163,7 @@ fn tls_admits_only_the_cluster_ca() {
     let tls_b = cluster_ca.node_tls(dir.path(), "probe-b");
     let node_a = Node::start(dir.path(), "probe-a", &probe_config("probe-a", port_a, &[], &tls_a), COOKIE);
     let node_b = Node::start(dir.path(), "probe-b", &probe_config("probe-b", port_b, &[port_a], &tls_b), COOKIE);
-    poll_until("the TLS nodes to join", &[&node_a, &node_b], || node_a.joins_of("probe-b") >= 1 && node_b.joins_of("probe-a") >= 1);
+    poll_until("the TLS nodes to join", DEADLINE, &[&node_a, &node_b], || node_a.joins_of("probe-b") >= 1 && node_b.joins_of("probe-a") >= 1);
 
     // Same cookie, but a certificate from another CA: each side rejects the other's chain,
     // and the connecting node logs the TLS failure as an error.
@@ -279,7 +172,7 @@ fn tls_admits_only_the_cluster_ca() {
     // Same cookie without TLS: probe-a's TLS listener cannot read its handshake.
     let plain = Node::start(dir.path(), "plain", &probe_config("plain", port_plain, &[port_a], ""), COOKIE);
     let nodes = [&node_a, &foreign, &plain];
-    poll_until("the nodes without the cluster CA to be rejected", &nodes, || {
+    poll_until("the nodes without the cluster CA to be rejected", DEADLINE, &nodes, || {
         let foreign_log = foreign.log();
         let tls_rejected = foreign_log.contains("ERROR") && foreign_log.contains(&format!("TLS handshake with cluster node failed; check cluster.tls on both nodes address=127.0.0.1:{port_a}"));
         let plain_rejected = plain.log().contains(&format!("cluster node closed the connection during the handshake: it rejected this node's cookie or TLS certificate, or it is not an imsitrace node address=127.0.0.1:{port_a}"));
@@ -288,3 +181,4 @@ fn tls_admits_only_the_cluster_ca() {
     assert!(foreign.log().contains("UnknownIssuer"), "the error names the certificate problem:\n{}", foreign.log());
     assert_eq!(node_a.joins_of("foreign") + node_a.joins_of("plain"), 0, "{}", node_a.log());
 }
+

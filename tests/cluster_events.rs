@@ -15,19 +15,15 @@ mod common;
 mod redis_server;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
+use common::nodes::{cluster_section, poll_until, Node, COOKIE};
 use common::{data, read_pcap, truth, Frame, Pcap};
 use redis_server::{free_port, RedisServer};
 
 /// Generous bound on every wait; the replays take about 30 s.
 const DEADLINE: Duration = Duration::from_secs(180);
-
-/// Cookie shared by the test cluster (at least 16 characters).
-const COOKIE: &str = "test-cluster-cookie-0123456789";
 
 /// UDP port of GTP-C (TS 29.274 §4.2).
 const GTPC_PORT: u16 = 2123;
@@ -35,72 +31,6 @@ const GTPC_PORT: u16 = 2123;
 const GTPU_PORT: u16 = 2152;
 /// GTP-U Echo Request message type (TS 29.281 §6.1).
 const ECHO_REQUEST: u8 = 1;
-
-/// A running `imsitrace node`, with stdout and stderr in files.
-struct Node {
-    name: String,
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Node {
-    fn start(dir: &Path, name: &str, config: &str) -> Node {
-        let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, config).unwrap();
-        let stdout = dir.join(format!("{name}.stdout"));
-        let stderr = dir.join(format!("{name}.stderr"));
-        let child = Command::new(env!("CARGO_BIN_EXE_imsitrace"))
-            .args(["node", "--config", path.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("IMSITRACE_CLUSTER__COOKIE", COOKIE)
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot run the imsitrace binary");
-        Node { name: name.to_owned(), child, stdout, stderr }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `done` every 100 ms until it returns true, or fails after the deadline with `what`
-/// and every node's log.
-fn poll_until(what: &str, nodes: &[&Node], mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while started.elapsed() < DEADLINE {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let logs: Vec<String> = nodes.iter().map(|node| format!("--- {}\n{}{}", node.name, node.output(), node.log())).collect();
-    panic!("timed out after {DEADLINE:?} waiting for {what}; logs:\n{}", logs.join("\n"));
-}
-
-fn cluster_section(port: u16, seeds: &[u16]) -> String {
-    let seeds: Vec<String> = seeds.iter().map(|port| format!("\"127.0.0.1:{port}\"")).collect();
-    format!(
-        "[cluster]\nlisten_address = \"127.0.0.1\"\nport = {port}\nseeds = [{}]\nheartbeat_interval = \"200ms\"\npeer_timeout = \"5s\"\n\
-         handshake_timeout = \"10s\"\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n",
-        seeds.join(", ")
-    )
-}
 
 /// A probe that replays `input` at speed 20 into the Redis microcloud at `url`, with
 /// lookups off, after the other probe joined.
@@ -110,7 +40,7 @@ fn probe_config(name: &str, input: &Path, pcap_dir: &Path, url: &str, port: u16,
          track_all = true\npcap_dir = \"{}\"\nreplay_speed = 20\nlate_grace = \"20s\"\nlookups = false\nwait_for_probes = 1\n\n{}",
         input.display(),
         pcap_dir.display(),
-        cluster_section(port, seeds)
+        cluster_section(port, seeds, "")
     )
 }
 
@@ -118,7 +48,7 @@ fn collector_config(port: u16, url: &str, outdir: &Path) -> String {
     format!(
         "[node]\nname = \"collector\"\nroles = [\"collector\"]\n\n[microcloud]\nredis = \"{url}\"\n\n[report]\noutdir = \"{}\"\ninterval = \"1s\"\noffset = \"0s\"\n\n{}",
         outdir.display(),
-        cluster_section(port, &[])
+        cluster_section(port, &[], "")
     )
 }
 
@@ -213,11 +143,11 @@ fn user_plane_bound_through_remote_events() {
     assert!(!expected.is_empty(), "the truth gives no IMSI a user-plane frame");
 
     let (collector_port, port_a, port_b) = (free_port(), free_port(), free_port());
-    let collector = Node::start(dir.path(), "collector", &collector_config(collector_port, &server.url(), &dir.path().join("reports")));
-    let probe_a = Node::start(dir.path(), "probe-a", &probe_config("probe-a", &dir.path().join("cp.pcap"), &dir.path().join("pcap-a"), &server.url(), port_a, &[collector_port]));
-    let probe_b = Node::start(dir.path(), "probe-b", &probe_config("probe-b", &dir.path().join("up.pcap"), &dir.path().join("pcap-b"), &server.url(), port_b, &[collector_port, port_a]));
+    let collector = Node::start(dir.path(), "collector", &collector_config(collector_port, &server.url(), &dir.path().join("reports")), COOKIE);
+    let probe_a = Node::start(dir.path(), "probe-a", &probe_config("probe-a", &dir.path().join("cp.pcap"), &dir.path().join("pcap-a"), &server.url(), port_a, &[collector_port]), COOKIE);
+    let probe_b = Node::start(dir.path(), "probe-b", &probe_config("probe-b", &dir.path().join("up.pcap"), &dir.path().join("pcap-b"), &server.url(), port_b, &[collector_port, port_a]), COOKIE);
     let nodes = [&collector, &probe_a, &probe_b];
-    poll_until("both probes to print their summary", &nodes, || probe_a.output().contains("\ncluster ") && probe_b.output().contains("\ncluster "));
+    poll_until("both probes to print their summary", DEADLINE, &nodes, || probe_a.output().contains("\ncluster ") && probe_b.output().contains("\ncluster "));
 
     let (summary_a, summary_b) = (probe_a.output(), probe_b.output());
     let context = format!("probe A:\n{summary_a}\nprobe B:\n{summary_b}");

@@ -2,6 +2,8 @@
 //! `imsitrace` binary, and reading the generator's ground truth.
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
