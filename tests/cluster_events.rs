@@ -19,18 +19,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::nodes::{cluster_section, poll_until, Node, COOKIE};
+use common::split::write_plane_split;
 use common::{data, read_pcap, truth, Frame, Pcap};
 use redis_server::{free_port, RedisServer};
 
 /// Generous bound on every wait; the replays take about 30 s.
 const DEADLINE: Duration = Duration::from_secs(180);
-
-/// UDP port of GTP-C (TS 29.274 §4.2).
-const GTPC_PORT: u16 = 2123;
-/// UDP port of GTP-U (TS 29.281 §4.4.2).
-const GTPU_PORT: u16 = 2152;
-/// GTP-U Echo Request message type (TS 29.281 §6.1).
-const ECHO_REQUEST: u8 = 1;
 
 /// A probe that replays `input` at speed 20 into the Redis microcloud at `url`, with
 /// lookups off, after the other probe joined.
@@ -50,54 +44,6 @@ fn collector_config(port: u16, url: &str, outdir: &Path) -> String {
         outdir.display(),
         cluster_section(port, &[], "")
     )
-}
-
-/// Returns the GTP message type of an untagged Ethernet/IPv4/UDP frame.
-fn gtp_message_type(frame: &Frame) -> u8 {
-    let ip = &frame.data[14..];
-    let header_len = usize::from(ip[0] & 0x0f) * 4;
-    ip[header_len + 8 + 1]
-}
-
-/// Returns the UDP destination port of an untagged Ethernet/IPv4/UDP frame, the only kind
-/// small.pcap has.
-fn udp_port(frame: &Frame) -> u16 {
-    let ip = &frame.data[14..];
-    let header_len = usize::from(ip[0] & 0x0f) * 4;
-    u16::from_be_bytes([ip[header_len + 2], ip[header_len + 3]])
-}
-
-/// Writes a classic microsecond pcap.
-fn write_pcap(path: &Path, link_type: u32, frames: &[&Frame]) {
-    let mut bytes = Vec::new();
-    for word in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 262_144, link_type] {
-        bytes.extend_from_slice(&word.to_le_bytes());
-    }
-    for frame in frames {
-        let seconds = u32::try_from(frame.ts_us / 1_000_000).expect("timestamp fits in 32 bits");
-        let micros = (frame.ts_us % 1_000_000) as u32;
-        for word in [seconds, micros, frame.data.len() as u32, frame.orig_len] {
-            bytes.extend_from_slice(&word.to_le_bytes());
-        }
-        bytes.extend_from_slice(&frame.data);
-    }
-    std::fs::write(path, bytes).expect("cannot write a pcap");
-}
-
-/// Splits small.pcap by UDP port into `cp.pcap` (GTP-C) and `up.pcap` (GTP-U) in `dir`.
-///
-/// A replay is paced from its file's first frame. small.pcap starts with G-PDUs, so
-/// `cp.pcap` gets a copy of the capture's first GTP-U Echo Request, timed at the capture's
-/// first frame, and both replays start at the same packet time. Probe A counts it as an
-/// Echo and attributes nothing to it.
-fn write_split(pcap: &Pcap, dir: &Path) {
-    let (mut control, user): (Vec<&Frame>, Vec<&Frame>) = pcap.frames.iter().partition(|frame| udp_port(frame) == GTPC_PORT);
-    let echo = pcap.frames.iter().find(|frame| udp_port(frame) == GTPU_PORT && gtp_message_type(frame) == ECHO_REQUEST).expect("small.pcap has a GTP-U Echo Request");
-    let anchor = Frame { ts_us: pcap.frames[0].ts_us, ..echo.clone() };
-    assert!(control[0].ts_us > anchor.ts_us, "small.pcap starts with GTP-U");
-    control.insert(0, &anchor);
-    write_pcap(&dir.join("cp.pcap"), pcap.link_type, &control);
-    write_pcap(&dir.join("up.pcap"), pcap.link_type, &user);
 }
 
 /// Returns the user-plane frames the truth gives each IMSI: its frames minus its GTP-C
@@ -138,7 +84,7 @@ fn user_plane_bound_through_remote_events() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pcap = read_pcap(&data("gtpgen/small.pcap"));
-    write_split(&pcap, dir.path());
+    write_plane_split(&pcap, dir.path());
     let expected = expected_user_plane(&pcap);
     assert!(!expected.is_empty(), "the truth gives no IMSI a user-plane frame");
 

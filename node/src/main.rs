@@ -8,6 +8,9 @@ mod query;
 mod redis_target;
 mod report;
 mod subscriber;
+mod track;
+mod track_cluster;
+mod fetch;
 mod watch;
 
 use std::process::ExitCode;
@@ -41,13 +44,25 @@ enum Command {
     Subscriber(subscriber::SubscriberArgs),
     /// Print session events as the probes publish them on a Redis microcloud.
     Watch(watch::WatchArgs),
+    /// Attach a tracker to an IMSI, so every probe writes its frames to pcap files; or
+    /// list the trackers, or detach one. Joins the cluster for the command's duration.
+    Track(track::TrackArgs),
+    /// Collect a tracker's pcap files from every probe and merge them into one file.
+    Fetch(fetch::FetchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A node runs as a service, so its starts, stops and reports are logged by default.
     // ractor_cluster logs routine session ends at warn, so a node shows only its errors.
-    init_logging(if matches!(cli.command, Command::Node(_)) { "info,ractor_cluster=error" } else { "warn" });
+    // `track` and `fetch` report their own errors; the membership's retries of a refused
+    // seed would repeat them.
+    let default_level = match cli.command {
+        Command::Node(_) => "info,ractor_cluster=error",
+        Command::Track(_) | Command::Fetch(_) => "error,ractor_cluster=off,imsitrace::cluster=off",
+        _ => "warn",
+    };
+    init_logging(default_level);
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
@@ -56,6 +71,8 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(args),
         Command::Subscriber(args) => subscriber::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Track(args) => track::run(args),
+        Command::Fetch(args) => fetch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,8 @@
 //! report them before the file's flows have all been added.
 //!
 //! A node with a `[cluster]` section joins the cluster before its roles start, stays in it
-//! until SIGINT or SIGTERM even when its roles have ended, and leaves it last.
+//! until SIGINT or SIGTERM even when its roles have ended, and leaves it last. A collector
+//! also runs the tracker registry from its start to the stop signal.
 
 mod cluster;
 mod collector;
@@ -52,6 +53,8 @@ async fn run_roles(config: NodeConfig) -> Result<(), String> {
     tracing::info!(name = %node.name, roles = %node.roles.names(), site = %node.site, region = node.region.as_deref().unwrap_or("-"), "node started");
     let cluster = cluster::start(&config).await?;
     let collector = if node.roles.collector { Some(collector::prepare(&config).await?) } else { None };
+    let registry_name = cluster::full_name(&config).unwrap_or_else(|| node.name.clone());
+    let registry = if node.roles.collector { Some(collector::start_registry(&config, registry_name).await?) } else { None };
     let probe_result = if node.roles.probe { probe::run(&config, stop.flag.clone()).await } else { Ok(()) };
     if let Err(error) = &probe_result {
         tracing::error!(%error, "the probe stopped with an error");
@@ -64,6 +67,9 @@ async fn run_roles(config: NodeConfig) -> Result<(), String> {
         }
         (None, None) => Ok(()),
     };
+    if let Some(registry) = registry {
+        registry.stop().await;
+    }
     if let Some(cluster) = cluster {
         cluster.stop().await;
     }

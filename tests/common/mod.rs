@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod nodes;
+pub mod split;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ use ractor_cluster::{NodeId, NodeSessionMessage};
 
 use super::codec::{self, Remote};
 use super::membership::MembershipMessage;
-use super::wire::{NodeAddress, Ping};
+use super::wire::{is_transient, NodeAddress, Ping};
 
 /// Process group of the heartbeat actors, one per node.
 pub const HEARTBEAT_GROUP: &str = "imsitrace.heartbeat";
@@ -130,9 +130,10 @@ impl Actor for HeartbeatActor {
 }
 
 impl HeartbeatState {
-    /// Sends a ping, with the list of connected nodes, to every remote heartbeat actor.
+    /// Sends a ping, with the list of connected nodes except transient ones, to every
+    /// remote heartbeat actor.
     fn send_pings(&mut self) {
-        let mut peers: Vec<NodeAddress> = self.peers.values().map(|peer| peer.address.clone()).collect();
+        let mut peers: Vec<NodeAddress> = self.peers.values().filter(|peer| !is_transient(&peer.address.name)).map(|peer| peer.address.clone()).collect();
         peers.sort();
         peers.dedup();
         let ping = Ping { from: self.args.own.clone(), sequence: self.sequence, peers };

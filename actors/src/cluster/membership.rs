@@ -1,6 +1,7 @@
 //! The membership actor: owns ractor_cluster's `NodeServer` and the heartbeat actor, keeps
 //! every seed and advertised node connected, and logs joins, leaves, retries and refusals
-//! with node names.
+//! with node names. Transient nodes (see [`super::wire::is_transient`]) are logged at
+//! debug level only and are not in the `cluster peers` line.
 //!
 //! ractor_cluster 0.16 reconnects nothing by itself after a session closes, and its
 //! `client_connect` returns once the socket is open, before authentication. A connection
@@ -23,7 +24,7 @@ use super::heartbeat::{HeartbeatActor, HeartbeatArgs, HeartbeatMessage};
 use super::sessions::{is_duplicate, log_unready_close, Sessions};
 use super::targets::{TargetEvent, TargetSettings, Targets};
 use super::tls::TlsSetup;
-use super::wire::NodeAddress;
+use super::wire::{is_transient, NodeAddress};
 
 /// Time between two checks of the connection targets.
 const TICK: Duration = Duration::from_millis(100);
@@ -216,7 +217,9 @@ impl MembershipState {
         let socket = session.outgoing_socket();
         let (direction, address, actor) = (session.direction(), session.info.peer_addr.clone(), session.info.actor.clone());
         self.targets.session_ready(node_id, &peer, socket);
-        if self.announced.insert(peer.name.clone()) {
+        if is_transient(&peer.name) {
+            tracing::debug!(peer = %peer.name, %address, %direction, "transient cluster node joined");
+        } else if self.announced.insert(peer.name.clone()) {
             tracing::info!(peer = %peer.name, %address, advertised = %peer.address, %direction, "cluster node joined");
         }
         let _ = self.heartbeat.cast(HeartbeatMessage::PeerUp { peer, node_id, session: actor });
@@ -235,6 +238,8 @@ impl MembershipState {
             if let Some((line, cancelled_by)) = log_unready_close(&session) {
                 self.deferred.push(line, cancelled_by, grace);
             }
+        } else if let Some(transient) = peer.as_ref().filter(|peer| is_transient(&peer.name)) {
+            tracing::debug!(peer = %transient.name, address = %session.info.peer_addr, reason = ?session.stop_reason, "transient cluster node left");
         } else if let (Some(peer), None) = (&peer, replacement) {
             let reason = session.stop_reason.clone().unwrap_or_else(|| "unknown".to_owned());
             let line = DeferredLine::Left { peer: peer.name.clone(), address: session.info.peer_addr.clone(), reason };

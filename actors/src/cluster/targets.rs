@@ -8,7 +8,9 @@
 //! Only the node whose full name sorts first connects to an advertised node, so that two
 //! nodes do not keep opening sessions that ractor_cluster then closes as duplicates. An
 //! advertised node that no peer has advertised for `advertised_ttl` is forgotten once it
-//! is not connected; seeds are never forgotten.
+//! is not connected; seeds are never forgotten. A transient node (see
+//! [`super::wire::is_transient`]) is never a target, and a transient node itself connects
+//! to every advertised node whatever the name order, because no node connects to it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use ractor_cluster::NodeId;
 
 use super::backoff::Backoff;
-use super::wire::NodeAddress;
+use super::wire::{is_transient, NodeAddress};
 
 /// Source of a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,13 +237,14 @@ impl Targets {
     pub fn advertised(&mut self, nodes: &[NodeAddress], now: Instant, ready: impl Fn(&str) -> bool) -> Vec<TargetEvent> {
         let mut events = Vec::new();
         for node in nodes {
-            if node.name == self.own.name || node.address == self.own.address {
+            if node.name == self.own.name || node.address == self.own.address || is_transient(&node.name) {
                 continue;
             }
+            let connects_first = self.own.name < node.name || is_transient(&self.own.name);
             let known = self.targets.iter_mut().find(|target| target.address == node.address || target.peer.as_deref() == Some(node.name.as_str()));
             match known {
                 Some(target) => target.last_advertised = now,
-                None if self.own.name < node.name && !ready(&node.name) => {
+                None if connects_first && !ready(&node.name) => {
                     self.add(node.address.clone(), Origin::Advertised, Some(node.name.clone()), now);
                     events.push(TargetEvent::Discovered { node: node.clone() });
                 }
@@ -393,6 +396,22 @@ mod tests {
         assert_eq!(events, [TargetEvent::Discovered { node: node("c@127.0.0.1", "127.0.0.1:7003") }], "only c sorts after b, and b is this node");
         let polled = targets.poll(now, |_| None);
         assert!(polled.contains(&TargetEvent::Connect { address: "127.0.0.1:7003".into(), origin: Origin::Advertised }), "{polled:?}");
+    }
+
+    #[test]
+    fn transient_node_never_a_target() {
+        let now = Instant::now();
+        let mut targets = seeded(now);
+        let events = targets.advertised(&[node("cli-42@127.0.0.1", "127.0.0.1:0")], now, |_| false);
+        assert_eq!(events, [], "a transient node is not added");
+    }
+
+    #[test]
+    fn transient_node_connects_to_every_node() {
+        let now = Instant::now();
+        let mut targets = Targets::new(node("cli-42@127.0.0.1", "127.0.0.1:0"), &[SEED.to_owned()], settings(), now);
+        let events = targets.advertised(&[node("a@127.0.0.1", "127.0.0.1:7000")], now, |_| false);
+        assert_eq!(events, [TargetEvent::Discovered { node: node("a@127.0.0.1", "127.0.0.1:7000") }], "a sorts before cli-42 but is added");
     }
 
     #[test]

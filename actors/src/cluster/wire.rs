@@ -4,6 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::WireMessage;
 
+/// Start of the node name of a transient node, such as the node that `imsitrace track`
+/// runs for one command. Peers never advertise a transient node nor reconnect to it, and
+/// they log its join and leave at debug level.
+pub const TRANSIENT_PREFIX: &str = "cli-";
+
+/// Returns whether a node name, short or full (`<name>@<host>`), is a transient node's.
+pub fn is_transient(name: &str) -> bool {
+    name.starts_with(TRANSIENT_PREFIX)
+}
+
 /// A node's identity as other nodes see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodeAddress {

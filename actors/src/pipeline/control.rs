@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::cluster::session_bridge;
 use crate::batch::{BatchPool, FrameBatch, FrameMeta};
-use crate::pipeline::records::{Tracking, WriterBatch};
+use crate::pipeline::records::{TrackedImsis, Tracking, WriterBatch};
 use crate::pipeline::shard::ShardMsg;
 use crate::pipeline::sink::SinkMsg;
 use crate::pipeline::writer::WriterMsg;
-use crate::session::{Attribution, MessageContext, SessionConfig, SessionEvent, SessionStats, SessionTable};
+use crate::session::{Attribution, EventKind, MessageContext, SessionConfig, SessionEvent, SessionStats, SessionTable};
 use crate::wire::control::Digits;
 use crate::wire::{parse_control, DecodeError};
 
@@ -29,6 +29,8 @@ pub enum ControlMsg {
         /// Every frame up to this capture sequence number has been routed.
         through_seq: u64,
     },
+    /// Replaces the IMSIs followed by trackers.
+    Trackers(TrackedImsis),
     /// Returns the counters once every earlier message is handled.
     Finish(RpcReplyPort<ControlStats>),
 }
@@ -117,6 +119,8 @@ pub struct ControlArgs {
     pub sink: ActorRef<SinkMsg>,
     /// Tracked subscribers.
     pub tracking: Arc<Tracking>,
+    /// IMSIs followed by trackers at start.
+    pub trackers: TrackedImsis,
     /// Pool that receives emptied batches.
     pub pool: BatchPool,
     /// Full name of this cluster node, when the events of each batch are broadcast to the
@@ -131,6 +135,7 @@ pub struct ControlState {
     stats: ControlStats,
     malformed: [u64; DecodeError::COUNT],
     seen: rustc_hash::FxHashSet<Digits>,
+    trackers: TrackedImsis,
 }
 
 /// The control-plane actor.
@@ -143,12 +148,14 @@ impl Actor for ControlActor {
 
     async fn pre_start(&self, _myself: ActorRef<ControlMsg>, args: ControlArgs) -> Result<ControlState, ActorProcessingErr> {
         let table = SessionTable::new(args.config.clone());
-        Ok(ControlState { args, table, stats: ControlStats::default(), malformed: [0; DecodeError::COUNT], seen: Default::default() })
+        let trackers = args.trackers.clone();
+        Ok(ControlState { args, table, stats: ControlStats::default(), malformed: [0; DecodeError::COUNT], seen: Default::default(), trackers })
     }
 
     async fn handle(&self, _myself: ActorRef<ControlMsg>, message: ControlMsg, state: &mut ControlState) -> Result<(), ActorProcessingErr> {
         match message {
             ControlMsg::Frames { batch, number, through_seq } => state.handle_batch(batch, number, through_seq),
+            ControlMsg::Trackers(imsis) => state.trackers = imsis,
             ControlMsg::Finish(reply) => {
                 let _ = reply.send(state.finish());
             }
@@ -162,12 +169,15 @@ impl ControlState {
         let mut events = Vec::new();
         let mut records = WriterBatch::new(0);
         for meta in &batch.frames {
+            let first_event = events.len();
             if let Some(imsi) = self.handle_frame(&batch, meta, &mut events) {
                 self.seen.insert(imsi);
-                if self.args.tracking.is_tracked(&imsi) {
-                    records.push(imsi, &batch, meta);
+                let to_trackers = self.trackers.contains(&imsi);
+                if to_trackers || self.args.tracking.is_tracked(&imsi) {
+                    records.push(imsi, to_trackers, &batch, meta);
                 }
             }
+            self.push_session_ends(&events[first_event..], meta.seq, &mut records);
         }
         self.stats.events += events.len() as u64;
         let events: Arc<[SessionEvent]> = events.into();
@@ -186,6 +196,20 @@ impl ControlState {
             let _ = writer.send_message(WriterMsg::Records(records));
         }
         self.args.pool.give_back(batch);
+    }
+
+    /// Marks the end of every tracked session that `events` delete, after the frame that
+    /// deleted it.
+    fn push_session_ends(&self, events: &[SessionEvent], seq: u64, records: &mut WriterBatch) {
+        if self.trackers.is_empty() {
+            return;
+        }
+        for event in events.iter().filter(|event| event.kind == EventKind::Detach) {
+            let Some(imsi) = Digits::from_ascii(event.imsi.as_bytes()) else { continue };
+            if self.trackers.contains(&imsi) {
+                records.push_session_end(imsi, seq, event.ts_us);
+            }
+        }
     }
 
     /// Runs every message of one frame through the session table; returns its subscriber.

@@ -1,5 +1,7 @@
 //! Frames on their way to the pcap writer, and which subscribers are tracked.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashSet;
 
 use crate::batch::{FrameBatch, FrameMeta};
@@ -34,9 +36,28 @@ impl Tracking {
     }
 }
 
-/// One original frame to write to a subscriber's pcap.
+/// IMSIs followed by trackers at run time. Every consumer keeps its own copy and the
+/// tracker agent replaces it whole, so the per-packet check takes no lock.
+pub type TrackedImsis = Arc<FxHashSet<Digits>>;
+
+/// What a [`WriteRecord`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// An original frame.
+    Frame,
+    /// No bytes: the subscriber's session was deleted (a Detach event of this node or of
+    /// another probe) at packet time `ts_us`, so its tracker files end there.
+    SessionEnd,
+}
+
+/// One original frame to write to a subscriber's pcap, or the end of a tracked session.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteRecord {
+    /// Frame or session end.
+    pub kind: RecordKind,
+    /// True when trackers follow the subscriber, so the record also goes to the tracker
+    /// files; the static [`Tracking`] is checked by the writer.
+    pub to_trackers: bool,
     /// Capture sequence number of the decoded frame it belongs to; orders records of all sources.
     pub seq: u64,
     /// Subscriber whose file receives it.
@@ -75,12 +96,14 @@ impl WriterBatch {
     }
 
     /// Copies the original frames of a decoded frame for `imsi`.
-    pub fn push(&mut self, imsi: Digits, batch: &FrameBatch, meta: &FrameMeta) {
+    pub fn push(&mut self, imsi: Digits, to_trackers: bool, batch: &FrameBatch, meta: &FrameMeta) {
         for raw in batch.raw_frames(meta) {
             let start = self.arena.len() as u32;
             let bytes = batch.raw_bytes(raw);
             self.arena.extend_from_slice(bytes);
             self.records.push(WriteRecord {
+                kind: RecordKind::Frame,
+                to_trackers,
                 seq: meta.seq,
                 imsi,
                 link: meta.link,
@@ -90,6 +113,35 @@ impl WriterBatch {
                 len: bytes.len() as u32,
             });
         }
+    }
+
+    /// Adds the end of a tracked subscriber's session at packet time `ts_us`, ordered at
+    /// capture sequence number `seq`.
+    pub fn push_session_end(&mut self, imsi: Digits, seq: u64, ts_us: u64) {
+        let start = self.arena.len() as u32;
+        self.records.push(WriteRecord {
+            kind: RecordKind::SessionEnd,
+            to_trackers: true,
+            seq,
+            imsi,
+            link: LinkType::RawIp,
+            ts_us,
+            orig_len: 0,
+            start,
+            len: 0,
+        });
+    }
+
+    /// Appends a copy of `record` of another batch, with its bytes.
+    pub fn push_copy(&mut self, record: &WriteRecord, bytes: &[u8]) {
+        let start = self.arena.len() as u32;
+        self.arena.extend_from_slice(bytes);
+        self.records.push(WriteRecord { start, len: bytes.len() as u32, ..*record });
+    }
+
+    /// Returns true when the batch has no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
     }
 
     /// Returns the bytes of a record.

@@ -15,7 +15,7 @@ use crate::pipeline::capture::{CaptureActor, CaptureArgs, CaptureConfig, Capture
 use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
 use crate::pipeline::lookup::{LookupActor, LookupArgs, LookupConfig, LookupMsg};
 use crate::pipeline::reader::{expand_inputs, InputError};
-use crate::pipeline::records::Tracking;
+use crate::pipeline::records::{TrackedImsis, Tracking};
 use crate::pipeline::route::Targets;
 use crate::pipeline::shard::{ShardActor, ShardArgs, ShardMsg};
 use crate::pipeline::shard_work::ShardSettings;
@@ -24,6 +24,7 @@ use crate::pipeline::sink_buffer::OutageConfig;
 use crate::pipeline::summary::{add_shard, Summary};
 use crate::pipeline::writer::{WriterActor, WriterArgs, WriterMsg};
 use crate::session::SessionConfig;
+use crate::tracker::router::RouterMsg;
 
 /// Settings of an `analyze` run.
 #[derive(Debug, Clone)]
@@ -73,6 +74,19 @@ pub struct ClusterEvents {
     pub wait_for_probes: usize,
     /// Maximum time to wait for them; the run then starts with those present.
     pub wait_timeout: Duration,
+    /// Tracker agent of this probe, when trackers are followed.
+    pub trackers: Option<TrackerLink>,
+}
+
+/// Connection of a run to the tracker agent: the IMSIs it follows and the router of the
+/// per-tracker pcap writers.
+#[derive(Debug, Clone)]
+pub struct TrackerLink {
+    /// Current IMSIs followed by trackers; every change is passed to the control actor and
+    /// the shards.
+    pub imsis: tokio::sync::watch::Receiver<TrackedImsis>,
+    /// Router that receives the records of those IMSIs in capture order.
+    pub router: ActorRef<RouterMsg>,
 }
 
 /// Failure of a run.
@@ -113,6 +127,8 @@ struct Actors {
     control: ActorRef<ControlMsg>,
     shards: Vec<ActorRef<ShardMsg>>,
     writer: Option<ActorRef<WriterMsg>>,
+    /// True when the writer writes per-subscriber files to `pcap_dir`.
+    writes_pcap: bool,
     sink: ActorRef<SinkMsg>,
     lookup: Option<ActorRef<LookupMsg>>,
     bridge: Option<(ActorRef<BridgeMsg>, Arc<BridgeCounters>)>,
@@ -169,27 +185,22 @@ pub async fn analyze_in_cluster<M: Microcloud + Clone>(config: AnalyzeConfig, mi
 
 async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud: M, pool: &BatchPool, cluster: Option<&ClusterEvents>) -> Result<Actors, AnalyzeError> {
     let tracking = Arc::new(config.tracking.clone());
+    let link = cluster.and_then(|c| c.trackers.clone());
+    let trackers: TrackedImsis = link.as_ref().map(|l| l.imsis.borrow().clone()).unwrap_or_default();
     let lookup = spawn_lookup(config, &microcloud).await?;
     let events = match &config.events {
         Some(path) => Some(create_event_log(path)?),
         None => None,
     };
     let (sink, _) = Actor::spawn(None, SinkActor::<M>::default(), SinkArgs { microcloud, events, outage: config.outage.clone(), read_buckets: config.report_dir.is_some() }).await.map_err(actor_error("sink"))?;
-    let writer = match (&config.pcap_dir, tracking.is_nobody()) {
-        (Some(dir), false) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| AnalyzeError::Output(format!("cannot create the pcap directory {}: {e}", dir.display())))?;
-            let args = WriterArgs { dir: dir.clone(), sources: 1 + config.shards, max_open_files: config.max_open_files };
-            Some(Actor::spawn(None, WriterActor, args).await.map_err(actor_error("pcap writer"))?.0)
-        }
-        _ => None,
-    };
+    let writer = spawn_writer(config, &tracking, link.as_ref()).await?;
     let mut shards = Vec::with_capacity(config.shards);
     for index in 0..config.shards {
         let args = ShardArgs {
             index,
             settings: config.shard.clone(),
             tracking: tracking.clone(),
+            trackers: trackers.clone(),
             writer: writer.clone(),
             sink: sink.clone(),
             pool: pool.clone(),
@@ -204,15 +215,57 @@ async fn spawn_actors<M: Microcloud + Clone>(config: &AnalyzeConfig, microcloud:
         writer: writer.clone(),
         sink: sink.clone(),
         tracking,
+        trackers,
         pool: pool.clone(),
         broadcast_as: cluster.map(|c| c.node.clone()),
     };
     let (control, _) = Actor::spawn(None, ControlActor, args).await.map_err(actor_error("control"))?;
+    if let Some(link) = link {
+        forward_trackers(link.imsis, control.clone(), shards.clone());
+    }
     let bridge = match cluster {
         Some(cluster) => Some(spawn_bridge(cluster, &shards).await?),
         None => None,
     };
-    Ok(Actors { control, shards, writer, sink, lookup, bridge })
+    let writes_pcap = config.pcap_dir.is_some() && !config.tracking.is_nobody();
+    Ok(Actors { control, shards, writer, writes_pcap, sink, lookup, bridge })
+}
+
+/// Starts the pcap writer when static tracking writes per-subscriber files or trackers
+/// are followed.
+async fn spawn_writer(config: &AnalyzeConfig, tracking: &Arc<Tracking>, link: Option<&TrackerLink>) -> Result<Option<ActorRef<WriterMsg>>, AnalyzeError> {
+    let dir = config.pcap_dir.clone().filter(|_| !tracking.is_nobody());
+    if dir.is_none() && link.is_none() {
+        return Ok(None);
+    }
+    if let Some(dir) = &dir {
+        std::fs::create_dir_all(dir).map_err(|e| AnalyzeError::Output(format!("cannot create the pcap directory {}: {e}", dir.display())))?;
+    }
+    let args = WriterArgs {
+        dir,
+        tracking: tracking.clone(),
+        trackers: link.map(|l| l.router.clone()),
+        sources: 1 + config.shards,
+        max_open_files: config.max_open_files,
+    };
+    Ok(Some(Actor::spawn(None, WriterActor, args).await.map_err(actor_error("pcap writer"))?.0))
+}
+
+/// Passes every change of the tracked IMSIs to the control actor and the shards, until
+/// the agent drops its sender or the actors stop.
+fn forward_trackers(mut imsis: tokio::sync::watch::Receiver<TrackedImsis>, control: ActorRef<ControlMsg>, shards: Vec<ActorRef<ShardMsg>>) {
+    tokio::spawn(async move {
+        while imsis.changed().await.is_ok() {
+            let current = imsis.borrow_and_update().clone();
+            let mut delivered = control.send_message(ControlMsg::Trackers(current.clone())).is_ok();
+            for shard in &shards {
+                delivered &= shard.send_message(ShardMsg::Trackers(current.clone())).is_ok();
+            }
+            if !delivered {
+                break;
+            }
+        }
+    });
 }
 
 /// Starts the bridge actor, which joins the session-events group.
@@ -291,7 +344,9 @@ async fn finish_actors(actors: &Actors) -> Result<(Summary, SinkReport), Analyze
         summary.lookups = Some(call(lookup, "lookup", LookupMsg::Finish).await?);
     }
     if let Some(writer) = &actors.writer {
-        summary.pcap = Some(call(writer, "pcap writer", WriterMsg::Finish).await?);
+        let stats = call(writer, "pcap writer", WriterMsg::Finish).await?;
+        // A writer that only feeds the tracker router writes no per-subscriber file.
+        summary.pcap = actors.writes_pcap.then_some(stats);
     }
     let report = call(&actors.sink, "sink", SinkMsg::Finish).await?;
     summary.sink = report.stats.clone();

@@ -12,7 +12,7 @@ use crate::cluster::session_bridge::RemoteEvents;
 use crate::ndpi::Classifier;
 use crate::batch::{BatchPool, FrameBatch};
 use crate::pipeline::lookup::{LookupMsg, LookupReply};
-use crate::pipeline::records::{Tracking, WriterBatch};
+use crate::pipeline::records::{TrackedImsis, Tracking, WriterBatch};
 use crate::pipeline::shard_work::{ShardSettings, ShardStats, ShardWork};
 use crate::pipeline::sink::SinkMsg;
 use crate::pipeline::writer::WriterMsg;
@@ -41,6 +41,8 @@ pub enum ShardMsg {
     Lookup(LookupReply),
     /// Session events of one control batch of another node, from the cluster bridge.
     Remote(Arc<RemoteEvents>),
+    /// Replaces the IMSIs followed by trackers.
+    Trackers(TrackedImsis),
     /// Ends the input and returns the counters once every earlier message is handled and
     /// every held frame is settled, which may wait for lookup results.
     Finish(RpcReplyPort<ShardStats>),
@@ -54,6 +56,8 @@ pub struct ShardArgs {
     pub settings: ShardSettings,
     /// Tracked subscribers.
     pub tracking: Arc<Tracking>,
+    /// IMSIs followed by trackers at start.
+    pub trackers: TrackedImsis,
     /// Pcap writer, when subscribers are tracked.
     pub writer: Option<ActorRef<WriterMsg>>,
     /// Microcloud sink for bucket deltas.
@@ -103,6 +107,7 @@ impl Actor for ShardActor {
         if args.remote_events {
             work.enable_remote_events();
         }
+        work.set_trackers(args.trackers.clone());
         Ok(ShardState {
             work,
             args,
@@ -136,6 +141,7 @@ impl Actor for ShardActor {
             ShardMsg::Remote(batch) => {
                 state.work.push_remote(batch);
             }
+            ShardMsg::Trackers(imsis) => state.work.set_trackers(imsis),
             ShardMsg::Finish(reply) => {
                 state.finishing = Some(reply);
                 state.run_ready();

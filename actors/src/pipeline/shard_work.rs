@@ -12,7 +12,7 @@ use crate::bucket::{BucketDelta, Buckets};
 use crate::flow::classify::Classify;
 use crate::flow::{FlowTable, FlowTimeouts};
 use crate::batch::{FrameBatch, FrameMeta};
-use crate::pipeline::records::{Tracking, WriterBatch};
+use crate::pipeline::records::{TrackedImsis, Tracking, WriterBatch};
 use crate::pipeline::route::{GTPU_END_MARKER, GTPU_G_PDU};
 use crate::session::{EventKind, SessionEvent, TunnelKey, TunnelRole};
 use crate::tunnel::late::{HeldFrame, LateBuffer};
@@ -78,6 +78,8 @@ pub struct ShardStats {
 pub struct ShardWork<C: Classify> {
     settings: ShardSettings,
     tracking: Arc<Tracking>,
+    /// IMSIs followed by trackers; replaced whole by [`ShardWork::set_trackers`].
+    trackers: TrackedImsis,
     tunnels: TunnelTable,
     late: LateBuffer,
     flows: FlowTable<C>,
@@ -97,6 +99,8 @@ pub struct ShardWork<C: Classify> {
     remote_pending: VecDeque<(Arc<RemoteEvents>, Arc<str>, usize)>,
     /// Packet time of the newest frame processed, microseconds.
     clock_us: u64,
+    /// Capture sequence number of the newest frame processed.
+    last_seq: u64,
     /// Frames for the pcap writer, sent after each batch.
     pub records: WriterBatch,
     stats: ShardStats,
@@ -112,6 +116,7 @@ impl<C: Classify> ShardWork<C> {
             flows: FlowTable::new(settings.timeouts),
             settings,
             tracking,
+            trackers: TrackedImsis::default(),
             classifier,
             buckets: Buckets::new(),
             events: VecDeque::new(),
@@ -121,6 +126,7 @@ impl<C: Classify> ShardWork<C> {
             remote_events: false,
             remote_pending: VecDeque::new(),
             clock_us: 0,
+            last_seq: 0,
             records: WriterBatch::new(source),
             stats: ShardStats::default(),
         }
@@ -136,6 +142,11 @@ impl<C: Classify> ShardWork<C> {
     /// microcloud lookups.
     pub fn enable_remote_events(&mut self) {
         self.remote_events = true;
+    }
+
+    /// Replaces the IMSIs followed by trackers; frames processed from now on follow it.
+    pub fn set_trackers(&mut self, imsis: TrackedImsis) {
+        self.trackers = imsis;
     }
 
     /// Queues the events of one control batch; they are applied in capture order.
@@ -189,6 +200,10 @@ impl<C: Classify> ShardWork<C> {
             self.remote_tunnels.install(key, RemoteOwner { imsi, node: node.clone(), session_id: event.session_id });
             self.late.take_for(&key, &mut self.released);
         }
+        if event.kind == EventKind::Detach && self.trackers.contains(&imsi) {
+            // Ordered after the newest frame processed: the event's packet time has been reached.
+            self.records.push_session_end(imsi, self.last_seq, event.ts_us);
+        }
         self.stats.remote_events_applied += 1;
         self.process_released();
     }
@@ -204,6 +219,7 @@ impl<C: Classify> ShardWork<C> {
             }
             self.clock_us = self.clock_us.max(meta.ts_us);
             self.apply_remote_until(self.clock_us);
+            self.last_seq = self.last_seq.max(meta.seq);
             self.process_frame(batch, meta, false);
         }
         None
@@ -452,8 +468,9 @@ impl<C: Classify> ShardWork<C> {
     }
 
     fn write(&mut self, imsi: Digits, batch: &FrameBatch, meta: &FrameMeta) {
-        if self.tracking.is_tracked(&imsi) {
-            self.records.push(imsi, batch, meta);
+        let to_trackers = self.trackers.contains(&imsi);
+        if to_trackers || self.tracking.is_tracked(&imsi) {
+            self.records.push(imsi, to_trackers, batch, meta);
         }
     }
 }

@@ -194,3 +194,61 @@ fn lookups_off_gives_up_at_once() {
     let stats = work.finish().expect("no lookups to wait for");
     assert_eq!(stats.gpdu_unknown_tunnel, 2);
 }
+
+/// Returns a shard with lookups off and no static tracking.
+fn untracked_shard() -> ShardWork<NoClassifier> {
+    let settings = shard().settings.clone();
+    ShardWork::new(settings, NoClassifier, Arc::new(Tracking::Nobody), 1)
+}
+
+fn trackers(imsis: &[&str]) -> crate::pipeline::records::TrackedImsis {
+    Arc::new(imsis.iter().map(|digits| imsi(digits)).collect())
+}
+
+#[test]
+fn tracker_set_replaced_at_run_time() {
+    let mut work = untracked_shard();
+    work.push_events(attach(1, 10, 7));
+    work.process(&gpdus(&[(2, 10, 7)]), 0);
+    assert!(written(&work).is_empty(), "nobody is tracked yet");
+
+    work.set_trackers(trackers(&[LOCAL_IMSI]));
+    work.process(&gpdus(&[(3, 11, 7)]), 0);
+    assert_eq!(written(&work), vec![(3, LOCAL_IMSI.to_owned())]);
+    assert!(work.records.records[0].to_trackers, "the record goes to the tracker files");
+
+    work.set_trackers(trackers(&[]));
+    work.process(&gpdus(&[(4, 12, 7)]), 0);
+    assert_eq!(written(&work).len(), 1, "frame 4 follows the emptied set");
+}
+
+#[test]
+fn static_tracking_not_sent_to_trackers() {
+    let settings = shard().settings.clone();
+    let mut work = ShardWork::new(settings, NoClassifier, Arc::new(Tracking::All), 1);
+    work.push_events(attach(1, 10, 7));
+    work.process(&gpdus(&[(2, 10, 7)]), 0);
+    assert_eq!(written(&work), vec![(2, LOCAL_IMSI.to_owned())]);
+    assert!(!work.records.records[0].to_trackers);
+}
+
+#[test]
+fn remote_detach_ends_tracked_session() {
+    use crate::cluster::session_bridge::{RemoteEvents, WireEvent};
+    use crate::pipeline::records::RecordKind;
+
+    let mut work = untracked_shard();
+    work.enable_remote_events();
+    work.set_trackers(trackers(&[REMOTE_IMSI]));
+    let detach = |imsi: &str| WireEvent { kind: EventKind::Detach, ts_us: 11 * SECOND, session_id: 1, imsi: imsi.to_owned(), added: Vec::new(), removed: Vec::new() };
+    let events = RemoteEvents { node: "probe-a@host".to_owned(), events: vec![detach(REMOTE_IMSI), detach(LOCAL_IMSI)] };
+    work.process(&gpdus(&[(1, 10, 0)]), 0);
+    work.push_remote(Arc::new(events));
+    work.process(&gpdus(&[(2, 12, 0)]), 0);
+
+    let ends: Vec<_> = work.records.records.iter().filter(|r| r.kind == RecordKind::SessionEnd).collect();
+    assert_eq!(ends.len(), 1, "only the tracked IMSI gets a session end");
+    assert_eq!(ends[0].imsi, imsi(REMOTE_IMSI));
+    assert_eq!(ends[0].ts_us, 11 * SECOND);
+    assert_eq!(ends[0].seq, 1, "ordered after the newest frame processed");
+}

@@ -1,5 +1,7 @@
 //! The pcap writer actor: merges the frames of the control actor and every shard into
-//! capture order and appends each to its subscriber's pcap file.
+//! capture order, appends each to its subscriber's pcap file when the static tracking
+//! selects the subscriber, and hands the records of subscribers followed by trackers, in
+//! the same order, to the tracker router.
 //!
 //! Each source promises, with every batch, that it will send no record at or below its
 //! `through_seq` later. A record is written once every source's promise covers it, so files
@@ -9,13 +11,15 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
 use crate::output::pcap::{PcapOptions, PcapWriterSet};
 use crate::wire::LinkType;
-use crate::pipeline::records::WriterBatch;
+use crate::pipeline::records::{RecordKind, Tracking, WriterBatch};
+use crate::tracker::router::RouterMsg;
 
 /// Messages of the pcap writer actor.
 #[derive(ractor_cluster::RactorMessage)]
@@ -39,8 +43,12 @@ pub struct WriterStats {
 
 /// Start arguments of the pcap writer.
 pub struct WriterArgs {
-    /// Directory of the `<IMSI>.pcap` files.
-    pub dir: PathBuf,
+    /// Directory of the `<IMSI>.pcap` files; `None` writes none.
+    pub dir: Option<PathBuf>,
+    /// Subscribers written to `dir`.
+    pub tracking: Arc<Tracking>,
+    /// Tracker router that receives the records of subscribers followed by trackers.
+    pub trackers: Option<ActorRef<RouterMsg>>,
     /// Number of sources: the control actor plus the shards.
     pub sources: usize,
     /// Maximum files kept open at once.
@@ -58,7 +66,11 @@ struct Queued {
 
 /// State of the pcap writer actor.
 pub struct WriterState {
-    files: PcapWriterSet,
+    files: Option<PcapWriterSet>,
+    tracking: Arc<Tracking>,
+    trackers: Option<ActorRef<RouterMsg>>,
+    /// Records for the tracker router, sent after each merge step.
+    tracked: WriterBatch,
     progress: Vec<u64>,
     queue: BinaryHeap<Reverse<Queued>>,
     batches: Vec<Option<(WriterBatch, usize)>>,
@@ -76,9 +88,15 @@ impl Actor for WriterActor {
 
     async fn pre_start(&self, _myself: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
         let options = PcapOptions { max_open: args.max_open_files, replace_existing: true, ..PcapOptions::default() };
-        let files = PcapWriterSet::new(&args.dir, options)?;
+        let files = match &args.dir {
+            Some(dir) => Some(PcapWriterSet::new(dir, options)?),
+            None => None,
+        };
         Ok(WriterState {
             files,
+            tracking: args.tracking,
+            trackers: args.trackers,
+            tracked: WriterBatch::default(),
             progress: vec![0; args.sources],
             queue: BinaryHeap::new(),
             batches: Vec::new(),
@@ -104,7 +122,9 @@ impl Actor for WriterActor {
     }
 
     async fn post_stop(&self, _myself: ActorRef<WriterMsg>, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
-        state.files.flush_all()?;
+        if let Some(files) = state.files.as_mut() {
+            files.flush_all()?;
+        }
         Ok(())
     }
 }
@@ -135,15 +155,25 @@ impl WriterState {
             let Some(Reverse(queued)) = self.queue.pop() else { break };
             self.write_one(&queued);
         }
+        if let Some(router) = &self.trackers {
+            if !self.tracked.is_empty() {
+                let _ = router.send_message(RouterMsg::Records(std::mem::take(&mut self.tracked)));
+            }
+        }
     }
 
     fn write_one(&mut self, queued: &Queued) {
         let Some(Some((batch, remaining))) = self.batches.get_mut(queued.batch) else { return };
         let record = batch.records[queued.record];
-        let result = self.files.write(record.imsi, link_type_number(record.link), record.ts_us, record.orig_len, batch.bytes(&record));
-        match result {
-            Ok(()) => self.stats.frames_written += 1,
-            Err(error) => *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1,
+        if record.to_trackers && self.trackers.is_some() {
+            self.tracked.push_copy(&record, batch.bytes(&record));
+        }
+        if let (Some(files), RecordKind::Frame, true) = (self.files.as_mut(), record.kind, self.tracking.is_tracked(&record.imsi)) {
+            let result = files.write(record.imsi, link_type_number(record.link), record.ts_us, record.orig_len, batch.bytes(&record));
+            match result {
+                Ok(()) => self.stats.frames_written += 1,
+                Err(error) => *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1,
+            }
         }
         *remaining -= 1;
         if *remaining == 0 {
@@ -155,22 +185,24 @@ impl WriterState {
     /// Writes out buffers older than the flush interval, so a killed process leaves files
     /// readable up to the last flush.
     fn flush_due(&mut self) {
-        if let Err(error) = self.files.flush_due(std::time::Instant::now()) {
+        let Some(files) = self.files.as_mut() else { return };
+        if let Err(error) = files.flush_due(std::time::Instant::now()) {
             *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1;
         }
     }
 
     fn close(&mut self) -> WriterStats {
-        if let Err(error) = self.files.close_all() {
+        let Some(files) = self.files.as_mut() else { return self.stats.clone() };
+        if let Err(error) = files.close_all() {
             *self.stats.write_errors.entry(error.to_string()).or_insert(0) += 1;
         }
-        WriterStats { files: self.files.stats().opened as usize, ..self.stats.clone() }
+        WriterStats { files: files.stats().opened as usize, ..self.stats.clone() }
     }
 }
 
 /// Returns the pcap link-type number written for frames of a link type (tcpdump.org
 /// link-layer header types). Raw IP inputs of any flavour are written as LINKTYPE_RAW, 101.
-fn link_type_number(link: LinkType) -> u32 {
+pub fn link_type_number(link: LinkType) -> u32 {
     match link {
         LinkType::Ethernet => 1,
         LinkType::LinuxSll => 113,

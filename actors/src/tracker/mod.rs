@@ -14,4 +14,14 @@
 //! The set is sent whole, never as a change, so an agent that missed messages or restarted
 //! converges on the next broadcast.
 
+pub mod agent;
+pub mod file_writer;
+pub mod files;
 pub mod protocol;
+pub mod router;
+pub mod registry;
+pub mod registry_audit;
+pub mod registry_rules;
+pub mod registry_store;
+pub mod client;
+pub mod merge;

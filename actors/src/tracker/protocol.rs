@@ -128,6 +128,15 @@ pub struct AgentReport {
     pub trackers: Vec<(String, ProbeCounts)>,
 }
 
+/// Request of an agent for the current [`TrackerSet`], sent at its start so that a probe
+/// that starts or restarts does not wait for the next periodic broadcast. A registry
+/// answers with `AgentMsg::Trackers` to every agent, as it does after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRequest {
+    /// Full name of the requesting probe node.
+    pub node: String,
+}
+
 /// Request for the list of a tracker's files on one probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilesRequest {
@@ -195,6 +204,7 @@ wire_message! {
     RegistryReply => "tracker registry reply",
     TrackerList => "tracker list",
     AgentReport => "tracker agent report",
+    SetRequest => "tracker set request",
     FilesRequest => "tracker files request",
     FileList => "tracker file list",
     ChunkRequest => "tracker chunk request",
@@ -215,6 +225,8 @@ pub enum RegistryMsg {
     List(Remote<ListRequest>, RpcReplyPort<Remote<TrackerList>>),
     /// Counts from one probe's agent.
     Report(Remote<AgentReport>),
+    /// An agent asks for the current set, e.g. at its start.
+    SendSet(Remote<SetRequest>),
 }
 
 /// Messages of the tracker agent actor on a probe.

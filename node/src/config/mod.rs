@@ -24,6 +24,7 @@ use clap::{Args, Subcommand};
 use config::{Config, Environment, File, FileFormat, ValueKind};
 
 pub use problems::{ConfigError, ENV_PREFIX};
+pub use duration::parse_duration;
 pub use redis_url::redact;
 pub use schema::{ClusterSection, NodeConfig};
 

@@ -14,11 +14,11 @@ use super::cluster::read_cluster;
 use super::duration::format_duration;
 use super::problems::{from_environment, Problem};
 use super::redis_url::check_redis_url;
-use super::schema::{MicrocloudSection, NodeConfig, NodeSection, ProbeSection, ReportSection, Roles};
+use super::schema::{TrackerSection, MicrocloudSection, NodeConfig, NodeSection, ProbeSection, ProbeTracker, ReportSection, Roles};
 use super::table::Section;
 
 /// The sections a file may contain, in the order they are read.
-pub const SECTIONS: [&str; 5] = ["node", "microcloud", "report", "probe", "cluster"];
+pub const SECTIONS: [&str; 6] = ["node", "microcloud", "report", "probe", "cluster", "tracker"];
 
 /// Reads every section of `root`. Returns the configuration when no problem was found.
 pub fn read_config(mut root: HashMap<String, Value>) -> Result<NodeConfig, Vec<Problem>> {
@@ -27,11 +27,12 @@ pub fn read_config(mut root: HashMap<String, Value>) -> Result<NodeConfig, Vec<P
     let microcloud = read_microcloud(Section::take(&mut root, "microcloud", &mut problems));
     let report = read_report(Section::take(&mut root, "report", &mut problems));
     let probe = read_probe(Section::take(&mut root, "probe", &mut problems));
+    let tracker = read_tracker(Section::take(&mut root, "tracker", &mut problems));
     // Without a [cluster] section (in the file or from an IMSITRACE_CLUSTER__* variable)
     // the node runs alone.
     let cluster = root.contains_key("cluster").then(|| read_cluster(Section::take(&mut root, "cluster", &mut problems), &host_name()));
     report_unknown_sections(root, &mut problems);
-    let config = NodeConfig { node, microcloud, report, probe, cluster };
+    let config = NodeConfig { node, microcloud, report, probe, cluster, tracker };
     check_roles(&config, &mut problems);
     if problems.is_empty() { Ok(config) } else { Err(problems) }
 }
@@ -168,6 +169,13 @@ fn read_probe(mut section: Section<'_>) -> ProbeSection {
         section.problem("pcap_dir", "missing: probe.track and probe.track_all need a directory for the pcap files".into());
     }
 
+    let tracker_dir = section.path("tracker_dir").unwrap_or_else(|| default_tracker_dir(pcap_dir.as_deref()));
+    let tracker_flush = section.duration("tracker_flush").unwrap_or(Duration::from_secs(1));
+    if tracker_flush.is_zero() {
+        section.problem("tracker_flush", "invalid value 0s: give a positive duration, e.g. 1s".into());
+    }
+    let trackers = read_trackers(&mut section);
+
     let report_dir = section.path("report_dir");
     let events = section.path("events");
 
@@ -188,6 +196,9 @@ fn read_probe(mut section: Section<'_>) -> ProbeSection {
         pcap_dir,
         track,
         track_all,
+        tracker_dir,
+        tracker_flush,
+        trackers,
         report_dir,
         events,
         shards,
@@ -212,6 +223,49 @@ fn read_replay_speed(section: &mut Section<'_>) -> f64 {
     0.0
 }
 
+/// Returns `trackers` next to `pcap_dir`, or in the working directory without it.
+fn default_tracker_dir(pcap_dir: Option<&std::path::Path>) -> PathBuf {
+    let parent = pcap_dir.and_then(std::path::Path::parent).filter(|p| !p.as_os_str().is_empty());
+    parent.map_or_else(|| PathBuf::from("trackers"), |p| p.join("trackers"))
+}
+
+/// Reads `probe.trackers`, a list of tables `{ id = "...", imsi = "..." }`.
+fn read_trackers(section: &mut Section<'_>) -> Vec<ProbeTracker> {
+    let Some(value) = section.raw("trackers") else { return Vec::new() };
+    let config::ValueKind::Array(items) = value.kind else {
+        section.problem("trackers", "expected a list of tables, e.g. [{ id = \"t1\", imsi = \"001010000000001\" }]".into());
+        return Vec::new();
+    };
+    let mut trackers = Vec::new();
+    for item in items {
+        match parse_tracker(item) {
+            Ok(tracker) => trackers.push(tracker),
+            Err(message) => section.problem("trackers", message),
+        }
+    }
+    trackers
+}
+
+fn parse_tracker(item: Value) -> Result<ProbeTracker, String> {
+    let hint = "give a table { id = \"t1\", imsi = \"001010000000001\" }";
+    let config::ValueKind::Table(mut table) = item.kind else { return Err(format!("invalid entry: {hint}")) };
+    let mut text = |key: &str| match table.remove(key).map(|v| v.kind) {
+        Some(config::ValueKind::String(text)) => Ok(text),
+        _ => Err(format!("entry without a string {key:?}: {hint}")),
+    };
+    let (id, imsi) = (text("id")?, text("imsi")?);
+    if id.is_empty() || id == "." || id.contains(['/', '\\']) || id.contains("..") {
+        return Err(format!("invalid tracker id {id:?}: give a plain name without path separators or \"..\""));
+    }
+    if !(5..=15).contains(&imsi.len()) || !imsi.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("invalid IMSI {imsi:?} of tracker {id:?}: give 5 to 15 decimal digits"));
+    }
+    if let Some(key) = table.keys().next() {
+        return Err(format!("unknown key {key:?} in tracker {id:?}: an entry takes id and imsi"));
+    }
+    Ok(ProbeTracker { id, imsi })
+}
+
 fn read_track(section: &mut Section<'_>) -> Vec<String> {
     let Some(imsis) = section.list("track") else { return Vec::new() };
     for imsi in &imsis {
@@ -220,6 +274,13 @@ fn read_track(section: &mut Section<'_>) -> Vec<String> {
         }
     }
     imsis
+}
+
+fn read_tracker(mut section: Section<'_>) -> TrackerSection {
+    let audit_log = section.path("audit_log");
+    let retention = section.duration("retention").unwrap_or(Duration::from_secs(7 * 86_400));
+    section.finish();
+    TrackerSection { audit_log, retention }
 }
 
 /// Checks what each role needs from the other sections.

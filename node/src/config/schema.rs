@@ -20,6 +20,17 @@ pub struct NodeConfig {
     pub probe: ProbeSection,
     /// `[cluster]`: membership of a ractor cluster; `None` when the node runs alone.
     pub cluster: Option<ClusterSection>,
+    /// `[tracker]`: the tracker registry of the collector role.
+    pub tracker: TrackerSection,
+}
+
+/// `[tracker]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerSection {
+    /// Audit log file (JSON lines); `None` uses `tracker-audit.jsonl` in `report.outdir`.
+    pub audit_log: Option<PathBuf>,
+    /// Time an ended tracker stays listed before it is deleted from the microcloud.
+    pub retention: Duration,
 }
 
 /// The roles a node runs.
@@ -98,6 +109,14 @@ pub struct ProbeSection {
     pub track: Vec<String>,
     /// Write a pcap file for every subscriber.
     pub track_all: bool,
+    /// Directory of the tracker pcap files, one subdirectory per tracker. Default:
+    /// `trackers` next to `pcap_dir`, or in the working directory without `pcap_dir`.
+    pub tracker_dir: PathBuf,
+    /// Maximum wall time a frame written for a tracker stays in a buffer before it
+    /// reaches its file.
+    pub tracker_flush: Duration,
+    /// Trackers followed whatever the registries send, e.g. on a probe without collector.
+    pub trackers: Vec<ProbeTracker>,
     /// Directory of the reports written at the end of the input from the buckets of this
     /// node's run.
     pub report_dir: Option<PathBuf>,
@@ -122,6 +141,15 @@ pub struct ProbeSection {
     /// Other probes whose session-event bridge must be in the cluster before the capture
     /// starts, so that none of this probe's events is broadcast before they listen.
     pub wait_for_probes: usize,
+}
+
+/// One entry of `probe.trackers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTracker {
+    /// Tracker identifier, the name of its directory under `probe.tracker_dir`.
+    pub id: String,
+    /// IMSI digits (5 to 15).
+    pub imsi: String,
 }
 
 /// `[cluster]`.

@@ -71,6 +71,11 @@ impl<'a> Section<'a> {
         Some(value)
     }
 
+    /// Takes the raw value of `key`, for a value with a structure of its own.
+    pub fn raw(&mut self, key: &'static str) -> Option<Value> {
+        self.value(key)
+    }
+
     /// Reads a string.
     pub fn string(&mut self, key: &'static str) -> Option<String> {
         let value = self.value(key)?;

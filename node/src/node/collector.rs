@@ -3,7 +3,11 @@
 
 use imsitrace::aggregator::AggregatorHandle;
 use imsitrace::aggregator::{AggregatorArgs, AggregatorConfig, ReportJob, ReportSettings};
+use std::time::Duration;
+
 use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
+use imsitrace::tracker::registry::{RegistryArgs, RegistryHandle, RegistrySettings};
+use imsitrace::tracker::registry_store::TrackerStore;
 use tokio::sync::watch;
 
 use crate::config::NodeConfig;
@@ -49,4 +53,23 @@ pub async fn run_until(mut aggregator: AggregatorHandle, mut stop: watch::Receiv
         }
     }
     aggregator.stop().await
+}
+
+/// Name of the audit log in `report.outdir` when `tracker.audit_log` is not set.
+pub const DEFAULT_AUDIT_LOG: &str = "tracker-audit.jsonl";
+
+/// Time between two broadcasts of the tracker set to the probes.
+const TRACKER_BROADCAST_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Starts the tracker registry on the microcloud of `[microcloud]`, with the audit log of
+/// `[tracker]`. `node` is the name sent to the probes: the full cluster name when the node
+/// has a `[cluster]` section.
+pub async fn start_registry(config: &NodeConfig, node: String) -> Result<RegistryHandle, String> {
+    let (Some(url), Some(outdir)) = (&config.microcloud.redis, &config.report.outdir) else {
+        return Err("the collector role needs microcloud.redis and report.outdir".to_owned());
+    };
+    let store = TrackerStore::connect(url, &config.microcloud.prefix, Duration::from_secs(5)).await?;
+    let audit_log = config.tracker.audit_log.clone().unwrap_or_else(|| outdir.join(DEFAULT_AUDIT_LOG));
+    let settings = RegistrySettings { node, audit_log, retention: config.tracker.retention, broadcast_interval: TRACKER_BROADCAST_INTERVAL };
+    RegistryHandle::spawn(RegistryArgs { store, settings }).await
 }

@@ -1,5 +1,8 @@
 //! The probe role: the `analyze` pipeline on the capture files of `[probe]`, writing to the
 //! microcloud of `[microcloud]`. It ends with its input, or early on a stop signal.
+//!
+//! In a cluster the probe also starts the tracker agent, which stays after the input ends
+//! to report counts and serve the tracker files until the node stops.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use imsitrace::pipeline::shard_work::ShardSettings;
 use imsitrace::pipeline::sink_buffer::OutageConfig;
 use imsitrace::pipeline::{analyze_in_cluster, AnalyzeConfig, ClusterEvents, Summary};
 use imsitrace::session::SessionConfig;
+use imsitrace::tracker::agent::{start_agent, AgentConfig, AgentHandle, StaticTracker};
 use imsitrace::wire::control::Digits;
 
 use crate::config::{redact, NodeConfig};
@@ -24,7 +28,11 @@ pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), Strin
     let analyze_config = analyze_config(config, stop)?;
     let inputs = analyze_config.inputs.len();
     tracing::info!(inputs, microcloud = %microcloud_name(config), "probe started");
-    let cluster = cluster_events(config);
+    let agent = match super::cluster::full_name(config) {
+        Some(node) => Some(start_agent(agent_config(config, node)).await?),
+        None => None,
+    };
+    let cluster = cluster_events(config, agent.as_ref());
     let summary = match &config.microcloud.redis {
         Some(url) => {
             let microcloud = RedisMicrocloud::connect(url, redis_config(config)).await.map_err(|e| e.to_string())?;
@@ -32,6 +40,10 @@ pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), Strin
         }
         None => analyze_in_cluster(analyze_config, EmbeddedMicrocloud::new(), cluster).await,
     };
+    if let Some(agent) = &agent {
+        agent.flush().await;
+        log_tracker_counts(agent).await;
+    }
     let summary: Summary = summary.map_err(|e| e.to_string())?;
     print!("{}", summary.to_text());
     tracing::info!(frames = summary.capture.frames, "probe reached the end of its input");
@@ -44,9 +56,37 @@ pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), Strin
 }
 
 /// Shares session events with the other probes when the node is in a cluster.
-fn cluster_events(config: &NodeConfig) -> Option<ClusterEvents> {
+fn cluster_events(config: &NodeConfig, agent: Option<&AgentHandle>) -> Option<ClusterEvents> {
     let node = super::cluster::full_name(config)?;
-    Some(ClusterEvents { node, wait_for_probes: config.probe.wait_for_probes, wait_timeout: PROBES_WAIT_TIMEOUT })
+    let trackers = agent.map(|agent| agent.link.clone());
+    Some(ClusterEvents { node, wait_for_probes: config.probe.wait_for_probes, wait_timeout: PROBES_WAIT_TIMEOUT, trackers })
+}
+
+/// Settings of the tracker agent from `[node]` and `[probe]`.
+fn agent_config(config: &NodeConfig, node: String) -> AgentConfig {
+    let probe = &config.probe;
+    AgentConfig {
+        node,
+        node_name: config.node.name.clone(),
+        site: Some(config.node.site.clone()).filter(|site| !site.is_empty()),
+        dir: probe.tracker_dir.clone(),
+        flush_interval: probe.tracker_flush,
+        static_trackers: probe.trackers.iter().map(|t| StaticTracker { id: t.id.clone(), imsi: t.imsi.clone() }).collect(),
+    }
+}
+
+/// Logs the counts of every tracker once the input ended: the files are complete then.
+async fn log_tracker_counts(agent: &AgentHandle) {
+    for (id, counts) in agent.counts().await {
+        tracing::info!(
+            tracker = %id,
+            packets = counts.packets,
+            bytes = counts.bytes,
+            skipped = counts.skipped,
+            gaps = counts.gaps.len(),
+            "tracker counts at the end of the input"
+        );
+    }
 }
 
 /// Maximum time a probe waits for `probe.wait_for_probes` other probes before it reads
