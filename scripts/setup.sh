@@ -14,6 +14,8 @@ packages=(
     pkg-config   # finds libndpi for build.rs
     tshark       # reads the pcap files written by the tests
     redis-server # the Redis microcloud tests start their own server on a free loopback port
+    python3      # runs ansible-core and ansible-lint for the deployment test (tests/deploy.rs)
+    python3-venv
 )
 
 is_installed() {
@@ -69,5 +71,29 @@ check_cargo() {
     fi
 }
 
+# Debian's python3, with the venv module of python3-venv. A python3 found first on PATH
+# (pyenv, a conda environment) is not used, so every machine runs the same tools.
+deploy_python=/usr/bin/python3
+deploy_venv="$repo_root/.venv-deploy"
+deploy_requirements="$repo_root/deploy/requirements.txt"
+
+# Installs the pinned ansible-core and ansible-lint of deploy/requirements.txt into
+# .venv-deploy/, where tests/deploy.rs looks for them. A copy of the requirements file in
+# the venv records what was installed, so nothing runs when the pins are unchanged.
+install_deploy_tools() {
+    local stamp="$deploy_venv/installed-requirements.txt"
+    if [[ -x $deploy_venv/bin/ansible-playbook && -x $deploy_venv/bin/ansible-lint ]] \
+        && cmp --silent "$deploy_requirements" "$stamp"; then
+        return 0
+    fi
+
+    echo "setup.sh: installing ansible-core and ansible-lint into $deploy_venv"
+    rm -rf "$deploy_venv"
+    "$deploy_python" -m venv "$deploy_venv"
+    "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check --requirement "$deploy_requirements"
+    cp "$deploy_requirements" "$stamp"
+}
+
 install_missing_packages
 check_cargo
+install_deploy_tools
