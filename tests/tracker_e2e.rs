@@ -9,9 +9,9 @@
 //!
 //! The pcap that `imsitrace fetch` merges from both probes must hold exactly the frames the
 //! truth gives each subscriber, in capture order. The second test kills probe B with SIGKILL
-//! while it writes the first subscriber's frames and restarts it on the rest of its capture,
-//! from a little before the kill: the merged pcap must still equal the truth with no frame
-//! twice, and the tracker list reports B's restart and the frames it skipped.
+//! while it writes the first subscriber's frames. It then restarts B on the rest of its
+//! capture, from a little before the kill. The merged pcap must still equal the truth with no
+//! frame twice, and the tracker list reports B's restart and the frames it skipped.
 //!
 //! Timing: the probes replay at speed 20 (591 s of packets in about 30 s). Both subscribers'
 //! first frames come 31 s of packet time (1.5 s of wall time) after the start, which leaves
@@ -145,7 +145,8 @@ impl Cluster {
     fn track(&self, imsi: &str) -> String {
         let output = self.cli(&["track", imsi, "--reason", "end-to-end test", "--background"]);
         let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        assert!(!id.is_empty() && !id.contains(char::is_whitespace), "unexpected tracker id {id:?}");
+        assert!(!id.is_empty(), "track --background printed no tracker id");
+    assert!(!id.contains(char::is_whitespace), "unexpected tracker id {id:?}");
         id
     }
 
@@ -201,7 +202,7 @@ fn wait_for_summaries(probe: &Node, count: usize, nodes: &[&Node]) {
     poll_until(&format!("{count} summaries of probe {}", probe.name), DEADLINE, nodes, || probe.output().matches("\ncluster ").count() >= count);
 }
 
-/// Asserts that each tracker's merged pcap holds exactly its subscriber's truth frames,
+/// Asserts that each tracker's merged pcap contains exactly its subscriber's truth frames,
 /// each once, in capture order.
 fn assert_merged_equal_truth(cluster: &Cluster, ids: &[String]) {
     let pcap = read_pcap(&data("gtpgen/small.pcap"));

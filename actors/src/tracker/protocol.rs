@@ -21,7 +21,7 @@ pub struct Tracker {
     pub id: String,
     /// IMSI digits of the tracked subscriber.
     pub imsi: String,
-    /// Why the operator attached it, for the audit log.
+    /// Reason the operator gave, for the audit log.
     pub reason: String,
     /// Operator who attached it, as `user@host` of the CLI.
     pub requested_by: String,
@@ -76,7 +76,7 @@ pub struct ListRequest {
 pub enum RegistryReply {
     /// The tracker as stored.
     Done(Tracker),
-    /// The request was rejected; the text says why and what to do.
+    /// The request was rejected, with the reason and what to do next.
     Rejected(String),
 }
 
@@ -184,7 +184,7 @@ pub const MAX_CHUNK: u32 = 1 << 20;
 pub enum Chunk {
     /// Bytes from the requested offset; empty at the end of the file.
     Bytes(Vec<u8>),
-    /// The file cannot be read; the text says why.
+    /// The file cannot be read, with the reason.
     Failed(String),
 }
 
@@ -225,7 +225,7 @@ pub enum RegistryMsg {
     List(Remote<ListRequest>, RpcReplyPort<Remote<TrackerList>>),
     /// Counts from one probe's agent.
     Report(Remote<AgentReport>),
-    /// An agent asks for the current set, e.g. at its start.
+    /// Request of an agent for the current set, e.g. at its start.
     SendSet(Remote<SetRequest>),
 }
 
