@@ -17,14 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use common::split::{write_pcap, GTPC_PORT, GTPU_PORT};
 use common::{data, imsitrace, read_pcap, Frame, Pcap};
 use redis_server::{free_port, RedisServer};
 use serde_json::Value;
 
-/// UDP port of GTP-C (TS 29.274 §4.2).
-const GTPC_PORT: u16 = 2123;
-/// UDP port of GTP-U (TS 29.281 §4.4.2).
-const GTPU_PORT: u16 = 2152;
 /// GTP-U message types (TS 29.281 §6.1).
 const G_PDU: u8 = 255;
 const END_MARKER: u8 = 254;
@@ -68,25 +65,6 @@ fn split(pcap: &Pcap) -> (Vec<Frame>, Vec<UserFrame>) {
         }
     }
     (control, user)
-}
-
-/// Writes a classic microsecond pcap.
-fn write_pcap(path: &Path, link_type: u32, frames: &[Frame]) {
-    let mut bytes = Vec::new();
-    // Global header: magic, version 2.4 as two u16 values, time zone, accuracy, snapshot
-    // length and link type.
-    for word in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 262_144, link_type] {
-        bytes.extend_from_slice(&word.to_le_bytes());
-    }
-    for frame in frames {
-        let seconds = u32::try_from(frame.ts_us / 1_000_000).expect("timestamp fits in 32 bits");
-        let micros = (frame.ts_us % 1_000_000) as u32;
-        for word in [seconds, micros, frame.data.len() as u32, frame.orig_len] {
-            bytes.extend_from_slice(&word.to_le_bytes());
-        }
-        bytes.extend_from_slice(&frame.data);
-    }
-    std::fs::write(path, bytes).expect("cannot write a pcap");
 }
 
 /// Returns the IMSI that the tunnel index names for (`dst`, `teid`), read with GET.
@@ -149,8 +127,8 @@ fn write_split(dir: &Path) -> Vec<UserFrame> {
     let pcap = read_pcap(&data("gtpgen/small.pcap"));
     let (control, user) = split(&pcap);
     let user_frames: Vec<Frame> = user.iter().map(|f| f.frame.clone()).collect();
-    write_pcap(&dir.join("cp.pcap"), pcap.link_type, &control);
-    write_pcap(&dir.join("up.pcap"), pcap.link_type, &user_frames);
+    write_pcap(&dir.join("cp.pcap"), pcap.link_type, &control.iter().collect::<Vec<_>>());
+    write_pcap(&dir.join("up.pcap"), pcap.link_type, &user_frames.iter().collect::<Vec<_>>());
     user
 }
 
