@@ -241,7 +241,7 @@ fn remote_detach_ends_tracked_session() {
     work.enable_remote_events();
     work.set_trackers(trackers(&[REMOTE_IMSI]));
     let detach = |imsi: &str| WireEvent { kind: EventKind::Detach, ts_us: 11 * SECOND, session_id: 1, imsi: imsi.to_owned(), added: Vec::new(), removed: Vec::new() };
-    let events = RemoteEvents { node: "probe-a@host".to_owned(), events: vec![detach(REMOTE_IMSI), detach(LOCAL_IMSI)] };
+    let events = RemoteEvents { node: "probe-a@host".to_owned(), sent_at_us: 0, events: vec![detach(REMOTE_IMSI), detach(LOCAL_IMSI)] };
     work.process(&gpdus(&[(1, 10, 0)]), 0);
     work.push_remote(Arc::new(events));
     work.process(&gpdus(&[(2, 12, 0)]), 0);
