@@ -27,7 +27,7 @@ pub struct NodeConfig {
 /// `[tracker]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackerSection {
-    /// Audit log file (JSON lines); `None` uses `tracker-audit.jsonl` in `report.outdir`.
+    /// Audit log file (JSON lines); `None` uses `tracker-audit.jsonl` next to `report.outdir`.
     pub audit_log: Option<PathBuf>,
     /// Time an ended tracker stays listed before it is deleted from the microcloud.
     pub retention: Duration,

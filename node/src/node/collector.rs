@@ -55,7 +55,8 @@ pub async fn run_until(mut aggregator: AggregatorHandle, mut stop: watch::Receiv
     aggregator.stop().await
 }
 
-/// Name of the audit log in `report.outdir` when `tracker.audit_log` is not set.
+/// Name of the audit log next to `report.outdir` when `tracker.audit_log` is not set. It is
+/// kept out of the report directory, whose files are the reports only.
 pub const DEFAULT_AUDIT_LOG: &str = "tracker-audit.jsonl";
 
 /// Time between two broadcasts of the tracker set to the probes.
@@ -69,7 +70,14 @@ pub async fn start_registry(config: &NodeConfig, node: String) -> Result<Registr
         return Err("the collector role needs microcloud.redis and report.outdir".to_owned());
     };
     let store = TrackerStore::connect(url, &config.microcloud.prefix, Duration::from_secs(5)).await?;
-    let audit_log = config.tracker.audit_log.clone().unwrap_or_else(|| outdir.join(DEFAULT_AUDIT_LOG));
+    let audit_log = config.tracker.audit_log.clone().unwrap_or_else(|| default_audit_log(outdir));
     let settings = RegistrySettings { node, audit_log, retention: config.tracker.retention, broadcast_interval: TRACKER_BROADCAST_INTERVAL };
     RegistryHandle::spawn(RegistryArgs { store, settings }).await
+}
+
+/// Returns `tracker-audit.jsonl` in the parent directory of `outdir`, or in the working
+/// directory when `outdir` has no parent.
+fn default_audit_log(outdir: &std::path::Path) -> std::path::PathBuf {
+    let parent = outdir.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    parent.join(DEFAULT_AUDIT_LOG)
 }
