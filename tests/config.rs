@@ -78,7 +78,7 @@ fn unknown_key_named() {
 #[test]
 fn unknown_section_named() {
     let text = format!("{COLLECTOR}\n[clustre]\nlisten = \"127.0.0.1:4000\"\n");
-    assert_rejected(&text, &[], &["clustre: unknown section; a node configuration has the sections node, microcloud, report, probe, cluster"]);
+    assert_rejected(&text, &[], &["clustre: unknown section; a node configuration has the sections node, microcloud, report, probe, cluster, tracker"]);
 }
 
 #[test]
