@@ -198,7 +198,7 @@ fn restart_mid_run_keeps_counts() {
     assert_eq!(counter(&summary, &["sink", "microcloud_errors"]), 0);
     assert_eq!(counter(&summary, &["sink", "events_published"]), counter(&embedded, &["sink", "events_published"]));
     // Shards merge bucket deltas over a number of batches, and paced batches end by wall
-    // time, so the number of deltas varies between runs; the rows below are exact.
+    // time, so the number of deltas varies between runs. The rows below are compared exactly.
     assert!(counter(&summary, &["sink", "deltas"]) > 0, "no bucket delta was written");
 
     let expected = files_of(&embedded_reports);

@@ -35,7 +35,7 @@ pub struct WireTunnel {
 }
 
 impl WireTunnel {
-    /// The key of the tunnel table.
+    /// Returns the key of this tunnel in the tunnel table.
     pub fn key(&self) -> TunnelKey {
         TunnelKey { addr: self.addr, teid: self.teid }
     }
@@ -160,7 +160,7 @@ impl Delivery {
         self.last_received_us = received_at_us;
     }
 
-    /// Returns the upper bound, in microseconds, of the power-of-two bucket that holds the
+    /// Returns the upper bound, in microseconds, of the power-of-two bucket that contains the
     /// `quantile` of the delays, or 0 when nothing was received.
     fn quantile_us(&self, quantile: f64) -> u64 {
         let total: u64 = self.histogram.iter().sum();

@@ -6,7 +6,7 @@ use super::registry_store::StoredTracker;
 /// Shortest tracker lifetime accepted, in milliseconds.
 pub const MIN_DURATION_MS: u64 = 1_000;
 
-/// Longest tracker lifetime accepted, in milliseconds (30 days).
+/// Maximum tracker lifetime accepted, in milliseconds (30 days).
 pub const MAX_DURATION_MS: u64 = 30 * 24 * 3600 * 1_000;
 
 /// Maximum length of a reason or operator name, in bytes.
