@@ -29,6 +29,13 @@ pub fn summary(path: &Path, config: &NodeConfig) -> String {
     if let Some(cluster) = &config.cluster {
         text.push_str(&cluster_line(&config.node.name, cluster));
     }
+    match config.metrics.listen {
+        Some(address) => {
+            let _ = writeln!(text, "metrics     listen {address}, page http://{address}/metrics");
+        }
+        None => text.push_str("metrics     off: no [metrics] listen address
+"),
+    }
     text
 }
 
