@@ -234,3 +234,24 @@ fn analyze_scraped_during_paced_replay() {
     assert!(during_run.iter().all(|&frames| frames <= total), "a scrape counted more than the {total} frames: {during_run:?}");
     assert!(during_run.iter().any(|&frames| frames < total), "every scrape came after the end of the replay: {during_run:?}");
 }
+
+#[test]
+fn invalid_metrics_listen_rejected() {
+    let input = data("gtpgen/small.pcap");
+    let output = imsitrace(&["analyze", input.to_str().unwrap(), "--metrics-listen", "localhost:9464"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid address \"localhost:9464\": give IP:PORT"), "{stderr}");
+}
+
+#[test]
+fn metrics_port_in_use_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let input = data("gtpgen/small.pcap");
+    let output = imsitrace(&["analyze", input.to_str().unwrap(), "--metrics-listen", &address]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen for metrics on {address}")), "{stderr}");
+    assert!(output.stdout.is_empty(), "no run without its listener: {}", String::from_utf8_lossy(&output.stdout));
+}

@@ -74,7 +74,7 @@ impl Cluster {
 
     /// Returns the nodes this node has a ready session with, sorted by full name.
     pub async fn peers(&self) -> Result<Vec<NodeAddress>, String> {
-        ractor::call_t!(self.membership, MembershipMessage::Peers, 5_000).map_err(|error| format!("cannot read the cluster peers: {error}"))
+        self.peer_reader().peers().await
     }
 
     /// Returns a handle that reads the peers of this membership, for an actor that

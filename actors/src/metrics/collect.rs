@@ -78,6 +78,8 @@ fn capture_stats(slot: &CaptureSlot) -> CaptureStats {
 pub fn capture_families(stats: &CaptureStats) -> Vec<Family> {
     let Ok(Value::Object(fields)) = serde_json::to_value(stats) else { return Vec::new() };
     let number = |name: &str| fields.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+    // NOTE: the capture counts bytes for all frames together, so there is no bytes family
+    // by kind; counting them by kind needs a counter per kind in the capture loop.
     let mut families = vec![
         Family::single("imsitrace_frames_total", Counter, "Frames read by the capture.", number("frames")),
         Family::single("imsitrace_bytes_total", Counter, "Bytes on the wire of the frames read by the capture.", number("bytes")),

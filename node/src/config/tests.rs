@@ -288,3 +288,11 @@ fn metrics_listen_checked() {
     let unknown = format!("{COLLECTOR}\n[metrics]\nport = 9464\n");
     assert_eq!(problems(&unknown, &[]), ["metrics.port: unknown key; [metrics] takes listen"]);
 }
+
+#[test]
+fn metrics_line_in_summary() {
+    let text = format!("{COLLECTOR}\n[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    let config = load_text(&text, &[]).expect("valid");
+    let printed = summary::summary(std::path::Path::new("node.toml"), &config);
+    assert!(printed.contains("\nmetrics     listen 127.0.0.1:9464, page http://127.0.0.1:9464/metrics\n"), "{printed}");
+}
