@@ -35,7 +35,7 @@ pub struct CaptureConfig {
     /// Replay speed as a factor of the capture's own pace (see [`pace`]), or 0 to read as
     /// fast as possible.
     pub replay_speed: f64,
-    /// Where the counters are published at each flush point, for `/metrics`.
+    /// Destination of the counters, published at each flush point for `/metrics`.
     pub metrics: crate::metrics::CaptureMetrics,
 }
 
