@@ -55,7 +55,8 @@ fn collector_example_valid() {
          node        name collector-1, roles collector, site dc-1, region north\n\
          microcloud  redis://127.0.0.1:6379/0, prefix imsitrace:, ntop_compat false, buffer 200000 items, retry_timeout 30s\n\
          report      outdir /var/lib/imsitrace/reports, interval 5m, offset 5s, lag 2, claim_ttl 1d, retention 1h, owner collector-1\n\
-         probe       not used: node.roles has no probe\n"
+         probe       not used: node.roles has no probe\n\
+         metrics     off: no [metrics] listen address\n"
     );
     assert_eq!(stdout, expected);
 }
@@ -78,7 +79,7 @@ fn unknown_key_named() {
 #[test]
 fn unknown_section_named() {
     let text = format!("{COLLECTOR}\n[clustre]\nlisten = \"127.0.0.1:4000\"\n");
-    assert_rejected(&text, &[], &["clustre: unknown section; a node configuration has the sections node, microcloud, report, probe, cluster, tracker"]);
+    assert_rejected(&text, &[], &["clustre: unknown section; a node configuration has the sections node, microcloud, report, probe, cluster, tracker, metrics"]);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! between the actors. [`ndpi`] classifies flows with nDPI. [`output`] writes pcap files,
 //! reports and event logs, [`microcloud`] holds the state shared between nodes,
 //! [`pipeline`] wires the actors together, and [`aggregator`] writes the reports of the
-//! buckets stored on a Redis microcloud.
+//! buckets stored on a Redis microcloud. [`metrics`] publishes the counters of a node on
+//! `/metrics` and to `imsitrace status`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod batch;
 pub mod bucket;
 pub mod cluster;
 pub mod flow;
+pub mod metrics;
 pub mod microcloud;
 pub mod ndpi;
 pub mod output;

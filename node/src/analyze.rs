@@ -94,6 +94,10 @@ pub struct AnalyzeArgs {
     /// imsiAggregator.py. These names take no prefix.
     #[arg(long, requires = "redis")]
     ntop_compat: bool,
+    /// Serve the run's counters in the Prometheus text format on http://ADDR/metrics while
+    /// it runs, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs `imsitrace analyze`.
@@ -109,8 +113,13 @@ pub fn run(args: AnalyzeArgs) -> Result<(), String> {
         ntop_compat: args.ntop_compat,
         ..RedisConfig::default()
     }));
+    let metrics = args.metrics_listen.map(|address| (address, args.site.clone()));
     let config = config_from(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let _metrics = match metrics {
+        Some((address, site)) => Some(runtime.block_on(crate::metrics::start_for_analyze(address, &site))?),
+        None => None,
+    };
     let stop = config.stop.clone();
     runtime.spawn(async move {
         wait_for_stop_signal().await;

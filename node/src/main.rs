@@ -11,6 +11,8 @@ mod subscriber;
 mod track;
 mod track_cluster;
 mod fetch;
+mod metrics;
+mod status;
 mod watch;
 
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ enum Command {
     Track(track::TrackArgs),
     /// Collect a tracker's pcap files from every probe and merge them into one file.
     Fetch(fetch::FetchArgs),
+    /// Print the counters of every node of a cluster: name, roles, site, uptime and the
+    /// metrics of its /metrics page. Joins the cluster for the command's duration.
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,7 +64,7 @@ fn main() -> ExitCode {
     // seed would repeat them.
     let default_level = match cli.command {
         Command::Node(_) => "info,ractor_cluster=error",
-        Command::Track(_) | Command::Fetch(_) => "error,ractor_cluster=off,imsitrace::cluster=off",
+        Command::Track(_) | Command::Fetch(_) | Command::Status(_) => "error,ractor_cluster=off,imsitrace::cluster=off",
         _ => "warn",
     };
     init_logging(default_level);
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch::run(args),
         Command::Track(args) => track::run(args),
         Command::Fetch(args) => fetch::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

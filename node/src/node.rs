@@ -51,7 +51,12 @@ async fn run_roles(config: NodeConfig) -> Result<(), String> {
     let stop = StopSignal::listen();
     let node = &config.node;
     tracing::info!(name = %node.name, roles = %node.roles.names(), site = %node.site, region = node.region.as_deref().unwrap_or("-"), "node started");
+    let full_name = cluster::full_name(&config).unwrap_or_else(|| node.name.clone());
+    let mut observability = crate::metrics::start_for_node(&config, full_name).await?;
     let cluster = cluster::start(&config).await?;
+    if let Some(cluster) = &cluster {
+        observability.start_status(cluster).await?;
+    }
     let collector = if node.roles.collector { Some(collector::prepare(&config).await?) } else { None };
     let registry_name = cluster::full_name(&config).unwrap_or_else(|| node.name.clone());
     let registry = if node.roles.collector { Some(collector::start_registry(&config, registry_name).await?) } else { None };
@@ -70,6 +75,7 @@ async fn run_roles(config: NodeConfig) -> Result<(), String> {
     if let Some(registry) = registry {
         registry.stop().await;
     }
+    drop(observability);
     if let Some(cluster) = cluster {
         cluster.stop().await;
     }

@@ -43,13 +43,17 @@ pub struct ClusterOptions {
 impl ClusterOptions {
     /// Reads the cookie and joins the cluster.
     pub async fn join(&self) -> Result<ClusterClient, String> {
+        ClusterClient::join(&self.settings()?).await
+    }
+
+    /// Reads the cookie and returns how to join the cluster.
+    pub fn settings(&self) -> Result<JoinSettings, String> {
         let cookie = self.cookie()?;
         let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() }),
             _ => None,
         };
-        let settings = JoinSettings { seed: self.cluster.clone(), cookie, listen: self.listen, tls, timeout: Duration::from_secs(self.join_timeout.max(1)) };
-        ClusterClient::join(&settings).await
+        Ok(JoinSettings { seed: self.cluster.clone(), cookie, listen: self.listen, tls, timeout: Duration::from_secs(self.join_timeout.max(1)) })
     }
 
     fn cookie(&self) -> Result<String, String> {

@@ -74,7 +74,13 @@ impl Cluster {
 
     /// Returns the nodes this node has a ready session with, sorted by full name.
     pub async fn peers(&self) -> Result<Vec<NodeAddress>, String> {
-        ractor::call_t!(self.membership, MembershipMessage::Peers, 5_000).map_err(|error| format!("cannot read the cluster peers: {error}"))
+        self.peer_reader().peers().await
+    }
+
+    /// Returns a handle that reads the peers of this membership, for an actor that
+    /// reports them.
+    pub fn peer_reader(&self) -> PeerReader {
+        PeerReader { membership: self.membership.clone() }
     }
 
     /// Returns whether the membership actor stopped by itself, e.g. after its node server
@@ -88,6 +94,19 @@ impl Cluster {
         if let Err(error) = self.membership.stop_and_wait(Some("node stopping".to_owned()), Some(STOP_TIMEOUT)).await {
             tracing::warn!(%error, "the cluster membership did not stop in time");
         }
+    }
+}
+
+/// Reads the peers of a running membership; fails once the membership has stopped.
+#[derive(Clone)]
+pub struct PeerReader {
+    membership: ActorRef<MembershipMessage>,
+}
+
+impl PeerReader {
+    /// Returns the nodes this node has a ready session with, sorted by full name.
+    pub async fn peers(&self) -> Result<Vec<NodeAddress>, String> {
+        ractor::call_t!(self.membership, MembershipMessage::Peers, 5_000).map_err(|error| format!("cannot read the cluster peers: {error}"))
     }
 }
 

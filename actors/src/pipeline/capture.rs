@@ -35,6 +35,8 @@ pub struct CaptureConfig {
     /// Replay speed as a factor of the capture's own pace (see [`pace`]), or 0 to read as
     /// fast as possible.
     pub replay_speed: f64,
+    /// Destination of the counters, published at each flush point for `/metrics`.
+    pub metrics: crate::metrics::CaptureMetrics,
 }
 
 /// Frame counters of the capture loop.
@@ -121,11 +123,16 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     while let Some(frame) = reader.next_frame() {
         first_read.get_or_insert_with(Instant::now);
         if let Some(pacer) = &mut pacer {
+            let pauses = pacer.pauses;
             if !wait_for_frame(pacer, &mut router, frame.ts_us, &config.stop) {
                 counters.stats.stopped_early = true;
                 break;
             }
             progress.tick(&counters.stats);
+            // A pause flushed every batch, so it is a flush point too.
+            if pacer.pauses != pauses {
+                config.metrics.publish(&counters.stats, &counters.malformed);
+            }
         }
         router.seq += 1;
         count_frame(&mut counters.stats, &frame);
@@ -138,6 +145,7 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
         if router.seq % config.flush_every == 0 {
             router.flush_all();
             progress.tick(&counters.stats);
+            config.metrics.publish(&counters.stats, &counters.malformed);
             if config.stop.load(Ordering::Relaxed) {
                 counters.stats.stopped_early = true;
                 break;
@@ -151,7 +159,9 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     counters.stats.replay_speed = config.replay_speed;
     counters.stats.replay_pauses = pacer.map_or(0, |pacer| pacer.pauses);
     counters.stats.read_wall_s = first_read.map_or(0.0, |instant| instant.elapsed().as_secs_f64());
-    Ok(counters.finish(router.pool_waits))
+    let stats = counters.finish(router.pool_waits);
+    config.metrics.publish_final(&stats);
+    Ok(stats)
 }
 
 /// Waits until a frame of packet time `ts_us` is due in a paced replay. Before it sleeps,

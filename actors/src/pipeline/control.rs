@@ -196,6 +196,7 @@ impl ControlState {
             let _ = writer.send_message(WriterMsg::Records(records));
         }
         self.args.pool.give_back(batch);
+        crate::metrics::registry().publish_control(self.finish());
     }
 
     /// Marks the end of every tracked session that `events` delete, after the frame that

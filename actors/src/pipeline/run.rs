@@ -159,6 +159,7 @@ pub async fn analyze_in_cluster<M: Microcloud + Clone>(config: AnalyzeConfig, mi
         progress: config.progress,
         stop: config.stop.clone(),
         replay_speed: config.replay_speed,
+        metrics: crate::metrics::CaptureMetrics::global(),
     };
     let targets = Targets { control: actors.control.clone(), shards: actors.shards.clone() };
     let capture_args = CaptureArgs { config: capture_config, targets, pool };

@@ -85,6 +85,8 @@ pub struct ShardState {
     /// The reply port of `Finish`, kept while the end waits for lookup results.
     finishing: Option<RpcReplyPort<ShardStats>>,
     batches_since_deltas: u32,
+    /// This shard's slot of the metrics registry.
+    metrics: crate::metrics::registry::ShardSlot,
 }
 
 /// Data batches processed between two sends of bucket deltas to the sink (and at the end).
@@ -108,6 +110,7 @@ impl Actor for ShardActor {
             work.enable_remote_events();
         }
         work.set_trackers(args.trackers.clone());
+        let metrics = crate::metrics::registry().shard_slot(args.index);
         Ok(ShardState {
             work,
             args,
@@ -118,6 +121,7 @@ impl Actor for ShardActor {
             waiting: false,
             finishing: None,
             batches_since_deltas: 0,
+            metrics,
         })
     }
 
@@ -176,6 +180,7 @@ impl ShardState {
             self.send_lookup_requests();
         }
         self.send_lookup_requests();
+        self.metrics.publish(self.work.stats());
     }
 
     /// Sends the queued lookup requests as one message, if there are any.
@@ -198,6 +203,7 @@ impl ShardState {
             return;
         };
         self.send_outputs(u64::MAX);
+        self.metrics.publish(stats.clone());
         if let Some(reply) = self.finishing.take() {
             let _ = reply.send(stats);
         }

@@ -175,6 +175,7 @@ impl<M: Microcloud + Clone> Actor for SinkActor<M> {
                 let _ = reply.send(report);
             }
         }
+        crate::metrics::registry().publish_sink(&state.stats);
         Ok(())
     }
 }

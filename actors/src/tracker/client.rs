@@ -159,7 +159,7 @@ pub async fn agent_file(agent: &ActorRef<AgentMsg>, id: &str, name: &str, len: u
 /// with its own message.
 // NOTE: the node at the seed logs this probe connection at warn level ("closed its
 // connection to this node before the session was ready"), once per command.
-async fn check_reachable(seed: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn check_reachable(seed: &str, timeout: Duration) -> Result<(), String> {
     let failed = |reason: String| format!("cannot connect to cluster node {seed}: {reason}; check --cluster and that the node runs with a [cluster] section");
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(seed)).await {
         Ok(Ok(_)) => Ok(()),
@@ -168,7 +168,7 @@ async fn check_reachable(seed: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
-fn transient_config(settings: &JoinSettings) -> ClusterConfig {
+pub(crate) fn transient_config(settings: &JoinSettings) -> ClusterConfig {
     ClusterConfig {
         name: format!("{TRANSIENT_PREFIX}{}", std::process::id()),
         listen_address: settings.listen,

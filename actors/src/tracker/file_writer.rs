@@ -36,6 +36,8 @@ pub struct FileArgs {
 pub struct FileState {
     file: Option<PcapFile>,
     write_errors: u64,
+    /// Counts this writer in the `imsitrace_tracker_writers` gauge until the actor stops.
+    _open: crate::metrics::registry::TrackerWriterGuard,
 }
 
 /// A tracker file writer actor.
@@ -54,7 +56,7 @@ impl Actor for FileWriter {
         file.flush()?;
         myself.send_interval(args.flush_interval, || FileMsg::FlushDue);
         tracing::debug!(path = %args.path.display(), "tracker file opened");
-        Ok(FileState { file: Some(file), write_errors: 0 })
+        Ok(FileState { file: Some(file), write_errors: 0, _open: crate::metrics::registry().tracker_writer_opened() })
     }
 
     async fn handle(&self, myself: ActorRef<FileMsg>, message: FileMsg, state: &mut FileState) -> Result<(), ActorProcessingErr> {

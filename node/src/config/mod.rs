@@ -10,6 +10,7 @@
 
 mod cluster;
 mod duration;
+mod metrics;
 mod problems;
 mod read;
 mod redis_url;
@@ -25,6 +26,7 @@ use config::{Config, Environment, File, FileFormat, ValueKind};
 
 pub use problems::{ConfigError, ENV_PREFIX};
 pub use duration::parse_duration;
+pub use metrics::parse_listen;
 pub use redis_url::redact;
 pub use schema::{ClusterSection, NodeConfig};
 

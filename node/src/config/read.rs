@@ -12,13 +12,14 @@ use imsitrace::pipeline::sink_buffer::OutageConfig;
 
 use super::cluster::read_cluster;
 use super::duration::format_duration;
+use super::metrics::read_metrics;
 use super::problems::{from_environment, Problem};
 use super::redis_url::check_redis_url;
 use super::schema::{TrackerSection, MicrocloudSection, NodeConfig, NodeSection, ProbeSection, ProbeTracker, ReportSection, Roles};
 use super::table::Section;
 
 /// The sections a file may contain, in the order they are read.
-pub const SECTIONS: [&str; 6] = ["node", "microcloud", "report", "probe", "cluster", "tracker"];
+pub const SECTIONS: [&str; 7] = ["node", "microcloud", "report", "probe", "cluster", "tracker", "metrics"];
 
 /// Reads every section of `root`. Returns the configuration when no problem was found.
 pub fn read_config(mut root: HashMap<String, Value>) -> Result<NodeConfig, Vec<Problem>> {
@@ -28,11 +29,12 @@ pub fn read_config(mut root: HashMap<String, Value>) -> Result<NodeConfig, Vec<P
     let report = read_report(Section::take(&mut root, "report", &mut problems));
     let probe = read_probe(Section::take(&mut root, "probe", &mut problems));
     let tracker = read_tracker(Section::take(&mut root, "tracker", &mut problems));
+    let metrics = read_metrics(Section::take(&mut root, "metrics", &mut problems));
     // Without a [cluster] section (in the file or from an IMSITRACE_CLUSTER__* variable)
     // the node runs alone.
     let cluster = root.contains_key("cluster").then(|| read_cluster(Section::take(&mut root, "cluster", &mut problems), &host_name()));
     report_unknown_sections(root, &mut problems);
-    let config = NodeConfig { node, microcloud, report, probe, cluster, tracker };
+    let config = NodeConfig { node, microcloud, report, probe, cluster, tracker, metrics };
     check_roles(&config, &mut problems);
     if problems.is_empty() { Ok(config) } else { Err(problems) }
 }

@@ -22,6 +22,15 @@ pub struct NodeConfig {
     pub cluster: Option<ClusterSection>,
     /// `[tracker]`: the tracker registry of the collector role.
     pub tracker: TrackerSection,
+    /// `[metrics]`: the Prometheus `/metrics` listener.
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSection {
+    /// Address of the `/metrics` listener; `None` serves no page.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[tracker]`.

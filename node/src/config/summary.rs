@@ -26,6 +26,7 @@ pub fn summary(path: &Path, config: &NodeConfig) -> String {
     );
     text.push_str(&report_line(config));
     text.push_str(&probe_line(config));
+    text.push_str(&metrics_line(config));
     if let Some(cluster) = &config.cluster {
         text.push_str(&cluster_line(&config.node.name, cluster));
     }
@@ -64,6 +65,13 @@ fn probe_line(config: &NodeConfig) -> String {
         shown(probe.report_dir.as_ref()),
         shown(probe.events.as_ref())
     )
+}
+
+fn metrics_line(config: &NodeConfig) -> String {
+    match config.metrics.listen {
+        Some(address) => format!("metrics     listen {address}, page http://{address}/metrics\n"),
+        None => "metrics     off: no [metrics] listen address\n".to_owned(),
+    }
 }
 
 fn shown(path: Option<&PathBuf>) -> String {

@@ -262,3 +262,37 @@ fn replay_speed_checked() {
         assert_eq!(problems(&text, &[]), [expected], "replay_speed = {value}");
     }
 }
+
+#[test]
+fn metrics_listen_read() {
+    assert_eq!(load_text(COLLECTOR, &[]).expect("valid").metrics.listen, None, "default");
+    let text = format!("{COLLECTOR}\n[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    let address: std::net::SocketAddr = "127.0.0.1:9464".parse().expect("valid address");
+    assert_eq!(load_text(&text, &[]).expect("valid").metrics.listen, Some(address));
+    let from_env = load_text(COLLECTOR, &[("IMSITRACE_METRICS__LISTEN", "[::1]:9500")]).expect("valid");
+    assert_eq!(from_env.metrics.listen, Some("[::1]:9500".parse().expect("valid address")));
+}
+
+#[test]
+fn metrics_listen_checked() {
+    let cases = [
+        ("\"localhost:9464\"", "metrics.listen: invalid address \"localhost:9464\": give IP:PORT, e.g. 127.0.0.1:9464, or [::1]:9464 for IPv6"),
+        ("\"127.0.0.1\"", "metrics.listen: invalid address \"127.0.0.1\": give IP:PORT, e.g. 127.0.0.1:9464, or [::1]:9464 for IPv6"),
+        ("\"127.0.0.1:0\"", "metrics.listen: invalid port 0 in \"127.0.0.1:0\": give the fixed port that Prometheus scrapes, e.g. 127.0.0.1:9464"),
+        ("9464", "metrics.listen: expected a string, found 9464"),
+    ];
+    for (value, expected) in cases {
+        let text = format!("{COLLECTOR}\n[metrics]\nlisten = {value}\n");
+        assert_eq!(problems(&text, &[]), [expected], "listen = {value}");
+    }
+    let unknown = format!("{COLLECTOR}\n[metrics]\nport = 9464\n");
+    assert_eq!(problems(&unknown, &[]), ["metrics.port: unknown key; [metrics] takes listen"]);
+}
+
+#[test]
+fn metrics_line_in_summary() {
+    let text = format!("{COLLECTOR}\n[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    let config = load_text(&text, &[]).expect("valid");
+    let printed = summary::summary(std::path::Path::new("node.toml"), &config);
+    assert!(printed.contains("\nmetrics     listen 127.0.0.1:9464, page http://127.0.0.1:9464/metrics\n"), "{printed}");
+}

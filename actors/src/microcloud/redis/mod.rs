@@ -194,7 +194,10 @@ impl RedisMicrocloud {
 
 impl Microcloud for RedisMicrocloud {
     async fn publish(&mut self, events: &[SessionEvent]) -> Result<(), MicrocloudError> {
-        publish::publish(self, events).await
+        let started = std::time::Instant::now();
+        publish::publish(self, events).await?;
+        crate::metrics::registry().record_redis_round_trip(started.elapsed());
+        Ok(())
     }
 
     async fn add_buckets(&mut self, deltas: &[BucketDelta]) -> Result<(), MicrocloudError> {
@@ -215,8 +218,12 @@ impl Microcloud for RedisMicrocloud {
         let batch_id = batch_id.map_or_else(|| self.next_batch_id(), str::to_owned);
         let mut attempt = 0;
         loop {
+            let started = std::time::Instant::now();
             match buckets::add_batch(self, &batch_id, deltas).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    crate::metrics::registry().record_redis_round_trip(started.elapsed());
+                    return Ok(());
+                }
                 Err(error) if attempt < self.config.retries && is_connection_error(&error) => {
                     attempt += 1;
                     tracing::warn!(batch = %batch_id, attempt, error = %error, "bucket batch failed, retrying with the same batch id");
