@@ -60,6 +60,8 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Node(_) => "info,ractor_cluster=error",
         Command::Track(_) | Command::Fetch(_) => "error,ractor_cluster=off,imsitrace::cluster=off",
+        // A live capture logs its start ("capturing"), interface statistics and restarts.
+        Command::Analyze(_) => "warn,imsitrace::pipeline::live=info",
         _ => "warn",
     };
     init_logging(default_level);

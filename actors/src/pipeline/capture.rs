@@ -1,5 +1,6 @@
-//! The capture loop: reads frames, decodes them once up to the GTP header, counts what is
-//! not subscriber traffic, and routes the rest to the control and shard actors.
+//! The capture loop: reads frames from files or live interfaces, decodes them once up to
+//! the GTP header, counts what is not subscriber traffic, and routes the rest to the
+//! control and shard actors.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,18 +11,26 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::batch::BatchPool;
+use crate::pipeline::capture::flush::FlushTimer;
 use crate::pipeline::capture::pace::{Pacer, SystemClock};
-use crate::pipeline::reader::{InputError, MergedReader, ReadFrame};
+use crate::pipeline::capture::source::{FrameSource, SourceEvent};
+use crate::pipeline::live::{InterfaceStats, LiveOptions, LiveSource};
+use crate::pipeline::reader::{MergedReader, ReadFrame};
+use crate::pipeline::run::AnalyzeError;
 use crate::pipeline::route::{self, Router, Targets, UserFields, GTPU_END_MARKER, GTPU_G_PDU};
 use crate::wire::{inner_packet, Decoded, Decoder, DecodeError, GtpFrame, GtpPdu, GtpVersion, UserPdu};
 
+pub mod flush;
 pub mod pace;
+pub mod source;
 
 /// Settings of the capture loop.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
-    /// Capture files, already expanded from directories.
+    /// Capture files, already expanded from directories; ignored when `live` is set.
     pub files: Vec<PathBuf>,
+    /// Interfaces and settings of a live capture, which replaces the files.
+    pub live: Option<LiveOptions>,
     /// Frames per batch.
     pub batch_size: usize,
     /// Every this many frames all open batches are sent, so every consumer's progress moves.
@@ -83,6 +92,12 @@ pub struct CaptureStats {
     pub read_wall_s: f64,
     /// Pauses of a paced replay, each after sending every open batch.
     pub replay_pauses: u64,
+    /// Frames dropped by the capture by reason. `shard_backlog`: a live capture's G-PDU or
+    /// other GTP-U frame that found no free batch because the shards are behind. GTP-C
+    /// frames are never dropped: they wait for a batch.
+    pub dropped: std::collections::BTreeMap<&'static str, u64>,
+    /// Counters of each interface of a live capture, empty for files.
+    pub interfaces: Vec<InterfaceStats>,
 }
 
 /// Counters kept in a fixed array on the packet path and turned into [`CaptureStats`] at the end.
@@ -96,29 +111,61 @@ impl Counters {
         self.malformed[error.index()] += 1;
     }
 
-    fn finish(mut self, pool_waits: u64) -> CaptureStats {
+    fn finish(mut self, router: &Router) -> CaptureStats {
         for (index, &count) in self.malformed.iter().enumerate() {
             if let (Some(error), true) = (DecodeError::from_index(index), count > 0) {
                 self.stats.malformed.insert(error.reason(), count);
             }
         }
-        self.stats.pool_waits = pool_waits;
+        self.stats.pool_waits = router.pool_waits;
+        if router.user_dropped > 0 {
+            self.stats.dropped.insert("shard_backlog", router.user_dropped);
+        }
         self.stats
     }
 }
 
-/// Reads every file to its end and routes the frames; returns the counters.
+/// Reads every file to its end, or the interfaces of a live capture until its duration
+/// passes or a stop is requested, and routes the frames; returns the counters.
 /// Runs on a blocking thread: libpcap reads are synchronous.
-pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) -> Result<CaptureStats, InputError> {
-    let mut reader = MergedReader::open(&config.files)?;
+pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) -> Result<CaptureStats, AnalyzeError> {
+    match &config.live {
+        Some(options) => {
+            let mut source = LiveSource::open(options, config.stop.clone())?;
+            let flush = FlushTimer::new(options.read_timeout);
+            Ok(capture_loop(config, &mut source, Some(flush), targets, pool))
+        }
+        None => {
+            let mut reader = MergedReader::open(&config.files)?;
+            Ok(capture_loop(config, &mut reader, None, targets, pool))
+        }
+    }
+}
+
+/// Decodes and routes every frame of `source`, for files and live interfaces alike. The
+/// open batches are sent every `flush_every` frames, on every idle wakeup and when `flush`
+/// is due.
+fn capture_loop<S: FrameSource>(config: &CaptureConfig, source: &mut S, mut flush: Option<FlushTimer>, targets: Targets, pool: BatchPool) -> CaptureStats {
     let mut decoder = Decoder::new();
     let shard_count = targets.shards.len();
     let mut router = Router::new(targets, pool, config.batch_size);
+    router.drop_user_when_busy = source.drops_user_frames_when_busy();
     let mut counters = Counters { stats: CaptureStats::default(), malformed: [0; DecodeError::COUNT] };
     let mut progress = Progress::new(config.progress);
     let mut pacer = Pacer::new(config.replay_speed, SystemClock::default());
     let mut first_read: Option<Instant> = None;
-    while let Some(frame) = reader.next_frame() {
+    let mut flushed_seq = 0;
+    loop {
+        let frame = match source.next_event() {
+            SourceEvent::Frame(frame) => frame,
+            SourceEvent::Idle => {
+                if router.seq != flushed_seq {
+                    flush_open(&mut router, &mut flush, &mut flushed_seq);
+                }
+                continue;
+            }
+            SourceEvent::End => break,
+        };
         first_read.get_or_insert_with(Instant::now);
         if let Some(pacer) = &mut pacer {
             if !wait_for_frame(pacer, &mut router, frame.ts_us, &config.stop) {
@@ -135,8 +182,11 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
             Ok(Decoded::FragmentHeld) => counters.stats.fragments_held += 1,
             Err(error) => counters.malformed(error),
         }
+        if flush.as_ref().is_some_and(|timer| timer.is_due(router.seq)) {
+            flush_open(&mut router, &mut flush, &mut flushed_seq);
+        }
         if router.seq % config.flush_every == 0 {
-            router.flush_all();
+            flush_open(&mut router, &mut flush, &mut flushed_seq);
             progress.tick(&counters.stats);
             if config.stop.load(Ordering::Relaxed) {
                 counters.stats.stopped_early = true;
@@ -146,12 +196,21 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
     }
     router.flush_all();
     progress.done(&counters.stats);
-    counters.stats.read_errors = reader.errors.iter().map(|e| e.to_string()).collect();
+    source.finish(&mut counters.stats);
     counters.stats.reassembly = decoder.reassembly_stats();
     counters.stats.replay_speed = config.replay_speed;
     counters.stats.replay_pauses = pacer.map_or(0, |pacer| pacer.pauses);
     counters.stats.read_wall_s = first_read.map_or(0.0, |instant| instant.elapsed().as_secs_f64());
-    Ok(counters.finish(router.pool_waits))
+    counters.finish(&router)
+}
+
+/// Sends every open batch and records the flush.
+fn flush_open(router: &mut Router, flush: &mut Option<FlushTimer>, flushed_seq: &mut u64) {
+    router.flush_all();
+    *flushed_seq = router.seq;
+    if let Some(timer) = flush {
+        timer.flushed();
+    }
 }
 
 /// Waits until a frame of packet time `ts_us` is due in a paced replay. Before it sleeps,
@@ -251,7 +310,7 @@ impl Progress {
 #[derive(ractor_cluster::RactorMessage)]
 pub enum CaptureMsg {
     /// Reads every input to its end (or to a stop request) and returns the counters.
-    Run(ractor::RpcReplyPort<Result<CaptureStats, InputError>>),
+    Run(ractor::RpcReplyPort<Result<CaptureStats, AnalyzeError>>),
 }
 
 /// Start arguments of the capture actor.
@@ -264,8 +323,8 @@ pub struct CaptureArgs {
     pub pool: BatchPool,
 }
 
-/// The capture actor: owns the inputs and runs the capture loop on a blocking thread, since
-/// libpcap reads are synchronous.
+/// The capture actor: owns the inputs (files or interfaces) and runs the capture loop on a
+/// blocking thread, since libpcap reads are synchronous.
 pub struct CaptureActor;
 
 impl ractor::Actor for CaptureActor {
@@ -280,12 +339,11 @@ impl ractor::Actor for CaptureActor {
     async fn handle(&self, _myself: ractor::ActorRef<CaptureMsg>, message: CaptureMsg, state: &mut Self::State) -> Result<(), ractor::ActorProcessingErr> {
         let CaptureMsg::Run(reply) = message;
         let Some(args) = state.take() else {
-            let error = InputError { path: PathBuf::new(), message: "the capture already ran".into() };
-            let _ = reply.send(Err(error));
+            let _ = reply.send(Err(AnalyzeError::Actor("the capture already ran".into())));
             return Ok(());
         };
         let result = tokio::task::spawn_blocking(move || run_capture(&args.config, args.targets, args.pool)).await;
-        let result = result.unwrap_or_else(|e| Err(InputError { path: PathBuf::new(), message: format!("the capture thread failed: {e}") }));
+        let result = result.unwrap_or_else(|e| Err(AnalyzeError::Actor(format!("the capture thread failed: {e}"))));
         let _ = reply.send(result);
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! every problem at once. A key or section that this release does not know is a problem,
 //! named in the message, so a misspelt key is not silently ignored.
 
+mod capture;
 mod cluster;
 mod duration;
 mod problems;
