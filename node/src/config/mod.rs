@@ -82,6 +82,8 @@ fn load_with_env(path: &Path, env: Option<HashMap<String, String>>) -> Result<No
 }
 
 #[cfg(test)]
+mod capture_tests;
+#[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
 mod tests;
