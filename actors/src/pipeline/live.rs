@@ -20,3 +20,6 @@ pub use filter::{check_filter, default_filter, default_filter_for};
 pub use options::LiveOptions;
 pub use source::LiveSource;
 pub use stats::InterfaceStats;
+
+#[cfg(test)]
+mod overload_tests;
