@@ -293,3 +293,45 @@ fn check_pcap(path: &std::path::Path, sent: &[Vec<u8>]) {
         assert_eq!(payload, sent, "frame {index} of {}", path.display());
     }
 }
+
+/// A node whose capture interface does not exist starts anyway, logs the failure and tries
+/// to open the interface again with backoff until it is stopped.
+#[test]
+fn node_retries_missing_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    let text = "[node]\nname = \"live-probe\"\nroles = [\"probe\"]\n\n[probe]\ninterfaces = [\"nosuch9\"]\n\n\
+                [probe.capture]\nrestart_min = \"100ms\"\nrestart_max = \"200ms\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imsitrace"))
+        .args(["node", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run the imsitrace binary");
+    let stderr = child.stderr.take().unwrap();
+    let (sender, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let opened = wait_for_line(&mut child, &lines, |line| line.contains("cannot open the interface") && line.contains("nosuch9"));
+    assert!(opened, "no log of the failed open");
+    let retried = wait_for_line(&mut child, &lines, |line| line.contains("cannot reopen the interface") && line.contains("failures=3"));
+    assert!(retried, "no log of the third failed attempt");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill failed");
+    let output = child.wait_with_output().unwrap();
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(output.status.success(), "the node failed:\n{}", rest.join("\n"));
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("interface nosuch9: 0 received"), "{summary}");
+    assert!(summary.contains("down at the end"), "{summary}");
+}

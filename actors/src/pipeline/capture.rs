@@ -126,7 +126,7 @@ impl Counters {
 }
 
 /// Reads every file to its end, or the interfaces of a live capture until its duration
-/// passes or a stop is requested, and routes the frames; returns the counters.
+/// passes or a stop is requested. Routes the frames and returns the counters.
 /// Runs on a blocking thread: libpcap reads are synchronous.
 pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) -> Result<CaptureStats, AnalyzeError> {
     match &config.live {

@@ -9,7 +9,8 @@ use super::table::Section;
 /// A `[probe.capture]` table without interfaces is a problem, since it would be ignored.
 pub fn read_live(section: &mut Section<'_>) -> Option<LiveOptions> {
     let interfaces = section.list("interfaces").unwrap_or_default();
-    let mut options = LiveOptions { interfaces, ..LiveOptions::default() };
+    // A node service may start before its capture interfaces are up, so it waits for them.
+    let mut options = LiveOptions { interfaces, wait_for_interfaces: true, ..LiveOptions::default() };
     let had_table = match section.table("capture", "probe.capture") {
         Some(mut table) => {
             read_capture_table(&mut table, &mut options);

@@ -29,7 +29,7 @@ const PROBE: &str = "[node]\nroles = [\"probe\"]\n";
 fn interfaces_with_defaults() {
     let text = format!("{PROBE}[probe]\ninterfaces = [\"eth0\", \"eth1\"]\n");
     let live = load_text(&text, &[]).expect("valid").probe.live.expect("live capture");
-    let expected = LiveOptions { interfaces: vec!["eth0".into(), "eth1".into()], ..LiveOptions::default() };
+    let expected = LiveOptions { interfaces: vec!["eth0".into(), "eth1".into()], wait_for_interfaces: true, ..LiveOptions::default() };
     assert_eq!(live, expected);
 }
 
@@ -53,6 +53,7 @@ fn capture_table_read() {
         restart_min: Duration::from_secs(2),
         restart_max: Duration::from_secs(30),
         duration: None,
+        wait_for_interfaces: true,
     };
     assert_eq!(live, expected);
 }

@@ -173,8 +173,8 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(relative)
     }
 
-    /// Every frame that the decoder reads as GTP or keeps as a fragment passes the default
-    /// filter, compiled for the file's own link type. Returns the number of such frames.
+    /// Checks that every frame the decoder reads as GTP or keeps as a fragment passes the
+    /// default filter, compiled for the file's own link type. Returns the number of such frames.
     fn check_capture(relative: &str) -> usize {
         let mut capture = pcap::Capture::from_file(data(relative)).unwrap();
         let program = capture.compile(&default_filter_for(capture.get_datalink()), true).unwrap();

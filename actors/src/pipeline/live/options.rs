@@ -44,7 +44,8 @@ pub struct LiveOptions {
     pub read_timeout: Duration,
     /// Put the interfaces in promiscuous mode.
     pub promiscuous: bool,
-    /// BPF filter; `None` uses [`super::default_filter_for`] the interface's link type.
+    /// BPF filter. `None` uses the default for the interface's link type
+    /// ([`super::default_filter_for`]).
     pub filter: Option<String>,
     /// Interval between two logs of the interface statistics.
     pub stats_interval: Duration,
@@ -54,6 +55,9 @@ pub struct LiveOptions {
     pub restart_max: Duration,
     /// Stop the capture after this long; `None` runs until a stop request.
     pub duration: Option<Duration>,
+    /// Start even when an interface is missing or down, and open it once it appears, as a
+    /// node does. Without it such an interface fails the start.
+    pub wait_for_interfaces: bool,
 }
 
 impl Default for LiveOptions {
@@ -70,6 +74,7 @@ impl Default for LiveOptions {
             restart_min: DEFAULT_RESTART_MIN,
             restart_max: DEFAULT_RESTART_MAX,
             duration: None,
+            wait_for_interfaces: false,
         }
     }
 }

@@ -47,7 +47,7 @@ impl Actor for StalledControl {
     }
 }
 
-/// An Ethernet/IPv4/UDP frame to port 2152 carrying a G-PDU of TEID 7 whose T-PDU is an
+/// Builds an Ethernet/IPv4/UDP frame to port 2152 carrying a G-PDU of TEID 7 whose T-PDU is an
 /// IPv4/UDP packet without payload.
 fn g_pdu_frame() -> Vec<u8> {
     let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00]; // MACs, IPv4

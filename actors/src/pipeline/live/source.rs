@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::error::LiveError;
+use super::error::{LiveError, LiveErrorKind};
 use super::interface::InterfaceCapture;
 use super::options::LiveOptions;
 use super::poll::Poller;
@@ -54,16 +54,14 @@ struct Header {
 }
 
 impl LiveSource {
-    /// Opens every interface of `options`; fails on the first one that cannot be opened,
-    /// so a run does not start on part of its interfaces.
+    /// Opens every interface of `options`. An interface that is missing or down fails the
+    /// open unless `options.wait_for_interfaces` is set. It is then logged and reopened with
+    /// backoff, like one that fails later. A permission, filter or link-type error always
+    /// fails the open, because reopening cannot fix it.
     pub fn open(options: &LiveOptions, stop: Arc<AtomicBool>) -> Result<LiveSource, LiveError> {
         let mut slots = Vec::with_capacity(options.interfaces.len());
         for name in &options.interfaces {
-            let capture = InterfaceCapture::open(name, options)?;
-            tracing::info!(interface = %name, link = ?capture.link, filter = %capture.filter, "interface opened");
-            let stats = InterfaceStats { interface: name.clone(), up: true, ..InterfaceStats::default() };
-            let restart = RestartSchedule::new(options.restart_min, options.restart_max);
-            slots.push(Slot { name: name.clone(), capture: Some(capture), counters: PcapCounters::default(), stats, restart });
+            slots.push(open_slot(name, options)?);
         }
         let now = Instant::now();
         tracing::info!(
@@ -217,14 +215,36 @@ impl LiveSource {
         match self.poller.wait(fds, timeout) {
             Ok(ready) => ready,
             Err(error) => {
-                // NOTE: poll(2) fails only on invalid arguments or lack of memory; sleeping
-                // for the timeout keeps the loop from spinning while it lasts.
+                // poll(2) fails on an invalid descriptor or lack of memory (poll(2), Linux man
+                // pages). Sleeping for the timeout keeps the loop from spinning meanwhile.
                 tracing::error!(error = %error, "poll on the capture descriptors failed");
                 std::thread::sleep(timeout);
                 false
             }
         }
     }
+}
+
+/// Opens one interface at the start of the capture, or schedules its reopening when it is
+/// missing or down and `options.wait_for_interfaces` is set.
+fn open_slot(name: &str, options: &LiveOptions) -> Result<Slot, LiveError> {
+    let mut restart = RestartSchedule::new(options.restart_min, options.restart_max);
+    let mut stats = InterfaceStats { interface: name.to_owned(), ..InterfaceStats::default() };
+    let capture = match InterfaceCapture::open(name, options) {
+        Ok(capture) => {
+            tracing::info!(interface = %name, link = ?capture.link, filter = %capture.filter, "interface opened");
+            stats.up = true;
+            Some(capture)
+        }
+        Err(error) if options.wait_for_interfaces && matches!(error.kind, LiveErrorKind::NotFound | LiveErrorKind::Down) => {
+            stats.errors += 1;
+            let retry_in = restart.failed(Instant::now());
+            tracing::error!(interface = %name, error = %error, retry_in_s = retry_in.as_secs_f64(), "cannot open the interface; trying again after the delay");
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(Slot { name: name.to_owned(), capture, counters: PcapCounters::default(), stats, restart })
 }
 
 /// Reads libpcap's counters of an open interface into its statistics.

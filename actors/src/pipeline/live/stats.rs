@@ -8,7 +8,9 @@ use serde::Serialize;
 pub struct InterfaceStats {
     /// Interface name.
     pub interface: String,
-    /// Frames that passed the filter in the kernel (`ps_recv`).
+    /// Frames that passed the filter in the kernel (`ps_recv`). On the loopback interface
+    /// Linux passes every frame twice (outgoing and incoming) and libpcap discards the
+    /// outgoing copy after this count, so there it is twice `frames`.
     pub received: u64,
     /// Frames the kernel dropped because the buffer was full (`ps_drop`).
     pub dropped: u64,
