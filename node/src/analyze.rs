@@ -1,4 +1,4 @@
-//! `imsitrace analyze`: the main job on capture files.
+//! `imsitrace analyze`: the main job, on capture files or live on network interfaces.
 
 use std::path::PathBuf;
 
@@ -7,6 +7,8 @@ use imsitrace::flow::FlowTimeouts;
 use imsitrace::microcloud::embedded::EmbeddedMicrocloud;
 use imsitrace::microcloud::{RedisConfig, RedisMicrocloud};
 use imsitrace::pipeline::capture::pace::{is_valid_speed, REPLAY_SPEED_HINT};
+use imsitrace::pipeline::live::options as live_defaults;
+use imsitrace::pipeline::live::LiveOptions;
 use imsitrace::pipeline::lookup::LookupConfig;
 use imsitrace::pipeline::records::Tracking;
 use imsitrace::pipeline::shard_work::ShardSettings;
@@ -19,8 +21,39 @@ use imsitrace::wire::control::Digits;
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng) or directories of them; several are merged by packet time.
-    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    #[arg(required_unless_present = "interface", conflicts_with = "interface", value_name = "FILE_OR_DIR")]
     inputs: Vec<PathBuf>,
+    /// Capture live on this network interface instead of reading files (repeatable; `any`
+    /// captures on all). Needs CAP_NET_RAW or root.
+    #[arg(long = "interface", short = 'i', value_name = "IFACE")]
+    interface: Vec<String>,
+    /// Bytes kept of each captured frame.
+    #[arg(long, value_name = "BYTES", default_value_t = live_defaults::DEFAULT_SNAPLEN, requires = "interface")]
+    snaplen: u32,
+    /// Kernel capture buffer per interface, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = live_defaults::DEFAULT_BUFFER_MIB, requires = "interface")]
+    buffer_mib: u32,
+    /// Hand each frame on as soon as it arrives instead of in blocks (lower latency, more
+    /// system calls).
+    #[arg(long, requires = "interface")]
+    immediate: bool,
+    /// Maximum time a frame waits in the kernel buffer, in milliseconds; open batches are
+    /// also sent after this much silence.
+    #[arg(long, value_name = "MS", default_value_t = live_defaults::DEFAULT_READ_TIMEOUT.as_millis() as u64, requires = "interface")]
+    read_timeout_ms: u64,
+    /// BPF filter (pcap-filter(7) syntax). Default: GTP-C (UDP 2123), GTP-U (UDP 2152)
+    /// and outer IPv4 fragments, untagged or behind one or two VLAN tags.
+    #[arg(long, value_name = "EXPRESSION", requires = "interface")]
+    filter: Option<String>,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long, requires = "interface")]
+    no_promisc: bool,
+    /// Stop the live capture after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECONDS", requires = "interface", allow_negative_numbers = true)]
+    duration: Option<f64>,
+    /// Seconds between two logs of the interface statistics (received, dropped).
+    #[arg(long, value_name = "SECONDS", default_value_t = live_defaults::DEFAULT_STATS_INTERVAL.as_secs_f64(), requires = "interface", allow_negative_numbers = true)]
+    stats_interval: f64,
     /// Directory for the per-subscriber pcap files `<IMSI>.pcap`.
     #[arg(long, value_name = "DIR")]
     pcap_dir: Option<PathBuf>,
@@ -183,6 +216,10 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
     if !is_valid_speed(args.replay_speed) {
         return Err(format!("invalid value {} for --replay-speed: {REPLAY_SPEED_HINT}", args.replay_speed));
     }
+    let live = live_from(&args)?;
+    if live.is_some() && args.replay_speed != 0.0 {
+        return Err("--replay-speed applies to capture files, not to --interface".into());
+    }
     let shard = ShardSettings {
         timeouts,
         late_grace_us: seconds_to_us("--late-grace", args.late_grace)?,
@@ -191,6 +228,7 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
     };
     Ok(AnalyzeConfig {
         inputs: args.inputs,
+        live,
         shards,
         batch_size: args.batch_size,
         pool_size: 64 * shards + 64,
@@ -207,6 +245,49 @@ fn config_from(args: AnalyzeArgs) -> Result<AnalyzeConfig, String> {
         stop: Default::default(),
         replay_speed: args.replay_speed,
     })
+}
+
+/// Returns the live capture settings when `--interface` is given, checked.
+fn live_from(args: &AnalyzeArgs) -> Result<Option<LiveOptions>, String> {
+    if args.interface.is_empty() {
+        return Ok(None);
+    }
+    let duration = match args.duration {
+        Some(seconds) if seconds <= 0.0 => return Err(format!("invalid value {seconds} for --duration: give a number of seconds above 0")),
+        Some(seconds) => Some(std::time::Duration::from_micros(seconds_to_us("--duration", seconds)?)),
+        None => None,
+    };
+    let options = LiveOptions {
+        interfaces: args.interface.clone(),
+        snaplen: args.snaplen,
+        buffer_mib: args.buffer_mib,
+        immediate: args.immediate,
+        read_timeout: std::time::Duration::from_millis(args.read_timeout_ms),
+        promiscuous: !args.no_promisc,
+        filter: args.filter.clone(),
+        stats_interval: std::time::Duration::from_micros(seconds_to_us("--stats-interval", args.stats_interval)?),
+        duration,
+        ..LiveOptions::default()
+    };
+    let problems: Vec<String> = options.problems().into_iter().map(|(setting, message)| format!("{} {message}", option_name(setting))).collect();
+    if problems.is_empty() {
+        Ok(Some(options))
+    } else {
+        Err(problems.join("\nimsitrace: "))
+    }
+}
+
+/// Returns the command-line option of a live capture setting, for messages.
+fn option_name(setting: &str) -> &'static str {
+    match setting {
+        "interfaces" => "--interface:",
+        "snaplen" => "--snaplen:",
+        "buffer_mib" => "--buffer-mib:",
+        "read_timeout" => "--read-timeout-ms:",
+        "stats_interval" => "--stats-interval:",
+        "filter" => "--filter:",
+        _ => "live capture:",
+    }
 }
 
 /// Returns the lookup settings: lookups are on with `--redis` unless `--no-redis-lookup`.

@@ -65,6 +65,9 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Node(_) => "info,ractor_cluster=error",
         Command::Track(_) | Command::Fetch(_) | Command::Status(_) => "error,ractor_cluster=off,imsitrace::cluster=off",
+        // A live capture logs its start ("capturing"), interface statistics and restarts;
+        // the metrics listener logs its address.
+        Command::Analyze(_) => "warn,imsitrace::pipeline::live=info,imsitrace::metrics=info",
         _ => "warn",
     };
     init_logging(default_level);

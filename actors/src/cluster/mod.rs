@@ -16,7 +16,7 @@
 //! Process groups and the actor registry are global to a process, so one process runs one
 //! node; tests of several nodes run several processes.
 
-mod backoff;
+pub(crate) mod backoff;
 pub mod codec;
 pub mod config;
 mod connect;

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::registry::{lock, CaptureSlot, Registry};
 use super::snapshot::{Family, MetricKind, NodeSnapshot};
-use crate::pipeline::capture::CaptureStats;
+use crate::pipeline::capture::{CaptureStats, KindBytes};
+use crate::pipeline::live::InterfaceStats;
 use crate::pipeline::control::ControlStats;
 use crate::pipeline::shard_work::ShardStats;
 use crate::pipeline::sink::SinkStats;
@@ -33,7 +34,7 @@ const PACKET_KINDS: [(&str, &str); 9] = [
 ];
 
 /// Maps of [`CaptureStats`] that are not counts by reason.
-const NOT_BY_REASON: [&str; 1] = ["reassembly"];
+const NOT_BY_REASON: [&str; 2] = ["reassembly", "bytes_by_kind"];
 
 /// Reads every slot of `registry` into a snapshot.
 pub fn snapshot(registry: &Registry) -> NodeSnapshot {
@@ -78,8 +79,6 @@ fn capture_stats(slot: &CaptureSlot) -> CaptureStats {
 pub fn capture_families(stats: &CaptureStats) -> Vec<Family> {
     let Ok(Value::Object(fields)) = serde_json::to_value(stats) else { return Vec::new() };
     let number = |name: &str| fields.get(name).and_then(Value::as_f64).unwrap_or(0.0);
-    // NOTE: the capture counts bytes for all frames together, so there is no bytes family
-    // by kind; counting them by kind needs a counter per kind in the capture loop.
     let mut families = vec![
         Family::single("imsitrace_frames_total", Counter, "Frames read by the capture.", number("frames")),
         Family::single("imsitrace_bytes_total", Counter, "Bytes on the wire of the frames read by the capture.", number("bytes")),
@@ -89,6 +88,8 @@ pub fn capture_families(stats: &CaptureStats) -> Vec<Family> {
         packets.push(&[("kind", kind)], number(field));
     }
     families.push(packets);
+    families.push(kind_bytes_family(&stats.bytes_by_kind));
+    families.extend(interface_families(&stats.interfaces));
     for (name, value) in &fields {
         let Value::Object(map) = value else { continue };
         if NOT_BY_REASON.contains(&name.as_str()) {
@@ -98,6 +99,40 @@ pub fn capture_families(stats: &CaptureStats) -> Vec<Family> {
     }
     families.push(Family::single("imsitrace_capture_pool_waits_total", Counter, "Times the capture waited for a consumer to return a batch.", number("pool_waits")));
     families
+}
+
+/// Returns `imsitrace_bytes_by_kind_total{kind=...}`, with the kinds of the frame counters.
+fn kind_bytes_family(bytes: &KindBytes) -> Family {
+    let mut family = Family::new("imsitrace_bytes_by_kind_total", Counter, "Bytes on the wire of the frames read by the capture, by kind.");
+    let Ok(Value::Object(fields)) = serde_json::to_value(bytes) else { return family };
+    for (field, kind) in PACKET_KINDS.iter().copied().chain([("malformed", "malformed")]) {
+        family.push(&[("kind", kind)], fields.get(field).and_then(Value::as_f64).unwrap_or(0.0));
+    }
+    family
+}
+
+/// Returns the families of a live capture's per-interface counters (pcap statistics),
+/// none for a capture of files.
+fn interface_families(interfaces: &[InterfaceStats]) -> Vec<Family> {
+    if interfaces.is_empty() {
+        return Vec::new();
+    }
+    let mut received = Family::new("imsitrace_interface_received_packets_total", Counter, "Frames that passed the capture filter in the kernel (pcap ps_recv), by interface.");
+    let mut dropped = Family::new("imsitrace_interface_kernel_dropped_packets_total", Counter, "Frames the kernel dropped because the capture buffer was full (pcap ps_drop), by interface.");
+    let mut if_dropped = Family::new("imsitrace_interface_dropped_packets_total", Counter, "Frames the interface or its driver dropped (pcap ps_ifdrop), by interface.");
+    let mut read = Family::new("imsitrace_interface_read_packets_total", Counter, "Frames read from the interface by the capture.");
+    let mut restarts = Family::new("imsitrace_interface_restarts_total", Counter, "Times the interface capture was reopened after an error.");
+    let mut up = Family::new("imsitrace_interface_up", Gauge, "1 while the interface capture is open, 0 while it waits to be reopened.");
+    for stats in interfaces {
+        let label = [("interface", stats.interface.as_str())];
+        received.push(&label, stats.received as f64);
+        dropped.push(&label, stats.dropped as f64);
+        if_dropped.push(&label, stats.if_dropped as f64);
+        read.push(&label, stats.frames as f64);
+        restarts.push(&label, stats.restarts as f64);
+        up.push(&label, if stats.up { 1.0 } else { 0.0 });
+    }
+    vec![received, dropped, if_dropped, read, restarts, up]
 }
 
 /// Returns `imsitrace_<name>_packets_total{reason=...}` for a map of counts by reason.

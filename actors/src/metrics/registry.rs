@@ -181,6 +181,11 @@ impl CaptureMetrics {
         CaptureMetrics { slot: Some(registry().capture.clone()) }
     }
 
+    /// Returns true when the counters are published somewhere.
+    pub fn is_enabled(&self) -> bool {
+        self.slot.is_some()
+    }
+
     /// Copies the counters of the capture loop at a flush point. During the run the
     /// malformed counts are in the loop's fixed array, and `stats.malformed` is empty, so
     /// the copy allocates nothing unless a map of `stats` has entries.

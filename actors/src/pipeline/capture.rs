@@ -1,5 +1,6 @@
-//! The capture loop: reads frames, decodes them once up to the GTP header, counts what is
-//! not subscriber traffic, and routes the rest to the control and shard actors.
+//! The capture loop: reads frames from files or live interfaces, decodes them once up to
+//! the GTP header, counts what is not subscriber traffic, and routes the rest to the
+//! control and shard actors.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,18 +11,30 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::batch::BatchPool;
+use crate::pipeline::capture::flush::FlushTimer;
 use crate::pipeline::capture::pace::{Pacer, SystemClock};
-use crate::pipeline::reader::{InputError, MergedReader, ReadFrame};
+use crate::pipeline::capture::source::{FrameSource, SourceEvent};
+use crate::pipeline::live::{InterfaceStats, LiveOptions, LiveSource};
+use crate::pipeline::reader::{MergedReader, ReadFrame};
+use crate::pipeline::run::AnalyzeError;
 use crate::pipeline::route::{self, Router, Targets, UserFields, GTPU_END_MARKER, GTPU_G_PDU};
-use crate::wire::{inner_packet, Decoded, Decoder, DecodeError, GtpFrame, GtpPdu, GtpVersion, UserPdu};
+use crate::wire::{inner_packet, Decoded, Decoder, GtpFrame, GtpPdu, UserPdu};
 
+mod counters;
+pub mod flush;
 pub mod pace;
+pub mod source;
+
+pub use counters::KindBytes;
+use counters::{Counters, UserKind};
 
 /// Settings of the capture loop.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
-    /// Capture files, already expanded from directories.
+    /// Capture files, already expanded from directories; ignored when `live` is set.
     pub files: Vec<PathBuf>,
+    /// Interfaces and settings of a live capture, which replaces the files.
+    pub live: Option<LiveOptions>,
     /// Frames per batch.
     pub batch_size: usize,
     /// Every this many frames all open batches are sent, so every consumer's progress moves.
@@ -46,6 +59,8 @@ pub struct CaptureStats {
     pub frames: u64,
     /// Bytes on the wire of the frames read.
     pub bytes: u64,
+    /// Bytes on the wire by kind of frame; the kinds add up to `bytes`.
+    pub bytes_by_kind: KindBytes,
     /// GTPv1-C messages (frames).
     pub gtpv1c: u64,
     /// GTPv2-C messages (frames).
@@ -85,43 +100,58 @@ pub struct CaptureStats {
     pub read_wall_s: f64,
     /// Pauses of a paced replay, each after sending every open batch.
     pub replay_pauses: u64,
+    /// Frames dropped by the capture by reason. `shard_backlog`: a live capture's G-PDU or
+    /// other GTP-U frame that found no free batch because the shards are behind. GTP-C
+    /// frames are never dropped: they wait for a batch.
+    pub dropped: std::collections::BTreeMap<&'static str, u64>,
+    /// Counters of each interface of a live capture, empty for files.
+    pub interfaces: Vec<InterfaceStats>,
 }
 
-/// Counters kept in a fixed array on the packet path and turned into [`CaptureStats`] at the end.
-struct Counters {
-    stats: CaptureStats,
-    malformed: [u64; DecodeError::COUNT],
-}
-
-impl Counters {
-    fn malformed(&mut self, error: DecodeError) {
-        self.malformed[error.index()] += 1;
-    }
-
-    fn finish(mut self, pool_waits: u64) -> CaptureStats {
-        for (index, &count) in self.malformed.iter().enumerate() {
-            if let (Some(error), true) = (DecodeError::from_index(index), count > 0) {
-                self.stats.malformed.insert(error.reason(), count);
-            }
-        }
-        self.stats.pool_waits = pool_waits;
-        self.stats
-    }
-}
-
-/// Reads every file to its end and routes the frames; returns the counters.
+/// Reads every file to its end, or the interfaces of a live capture until its duration
+/// passes or a stop is requested. Routes the frames and returns the counters.
 /// Runs on a blocking thread: libpcap reads are synchronous.
-pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) -> Result<CaptureStats, InputError> {
-    let mut reader = MergedReader::open(&config.files)?;
+pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) -> Result<CaptureStats, AnalyzeError> {
+    match &config.live {
+        Some(options) => {
+            let mut source = LiveSource::open(options, config.stop.clone())?;
+            let flush = FlushTimer::new(options.read_timeout);
+            Ok(capture_loop(config, &mut source, Some(flush), targets, pool))
+        }
+        None => {
+            let mut reader = MergedReader::open(&config.files)?;
+            Ok(capture_loop(config, &mut reader, None, targets, pool))
+        }
+    }
+}
+
+/// Decodes and routes every frame of `source`, for files and live interfaces alike. The
+/// open batches are sent every `flush_every` frames, on every idle wakeup and when `flush`
+/// is due.
+fn capture_loop<S: FrameSource>(config: &CaptureConfig, source: &mut S, mut flush: Option<FlushTimer>, targets: Targets, pool: BatchPool) -> CaptureStats {
     let mut decoder = Decoder::new();
     let shard_count = targets.shards.len();
     let mut router = Router::new(targets, pool, config.batch_size);
-    let mut counters = Counters { stats: CaptureStats::default(), malformed: [0; DecodeError::COUNT] };
+    router.drop_user_when_busy = source.drops_user_frames_when_busy();
+    let mut counters = Counters::default();
     let mut progress = Progress::new(config.progress);
     let mut pacer = Pacer::new(config.replay_speed, SystemClock::default());
     let mut first_read: Option<Instant> = None;
-    while let Some(frame) = reader.next_frame() {
+    let mut flushed_seq = 0;
+    loop {
+        let frame = match source.next_event() {
+            SourceEvent::Frame(frame) => frame,
+            SourceEvent::Idle => {
+                if router.seq != flushed_seq {
+                    flush_open(&mut router, &mut flush, &mut flushed_seq);
+                }
+                counters.publish(&config.metrics, &router, source);
+                continue;
+            }
+            SourceEvent::End => break,
+        };
         first_read.get_or_insert_with(Instant::now);
+        let mut paused = false;
         if let Some(pacer) = &mut pacer {
             let pauses = pacer.pauses;
             if !wait_for_frame(pacer, &mut router, frame.ts_us, &config.stop) {
@@ -129,39 +159,52 @@ pub fn run_capture(config: &CaptureConfig, targets: Targets, pool: BatchPool) ->
                 break;
             }
             progress.tick(&counters.stats);
-            // A pause flushed every batch, so it is a flush point too.
-            if pacer.pauses != pauses {
-                config.metrics.publish(&counters.stats, &counters.malformed);
-            }
+            paused = pacer.pauses != pauses;
         }
         router.seq += 1;
         count_frame(&mut counters.stats, &frame);
+        let len = u64::from(frame.orig_len);
         match decoder.decode(frame.link, frame.ts_us, frame.data) {
             Ok(Decoded::Gtp(gtp)) => route_gtp(&mut router, &mut counters, &frame, &gtp, shard_count),
-            Ok(Decoded::NotGtp) => counters.stats.not_gtp += 1,
-            Ok(Decoded::FragmentHeld) => counters.stats.fragments_held += 1,
-            Err(error) => counters.malformed(error),
+            Ok(Decoded::NotGtp) => counters.count_not_gtp(len),
+            Ok(Decoded::FragmentHeld) => counters.count_fragment_held(len),
+            Err(error) => counters.malformed(error, len),
+        }
+        if flush.as_ref().is_some_and(|timer| timer.is_due(router.seq)) {
+            flush_open(&mut router, &mut flush, &mut flushed_seq);
         }
         if router.seq % config.flush_every == 0 {
-            router.flush_all();
+            flush_open(&mut router, &mut flush, &mut flushed_seq);
             progress.tick(&counters.stats);
-            config.metrics.publish(&counters.stats, &counters.malformed);
+            counters.publish(&config.metrics, &router, source);
             if config.stop.load(Ordering::Relaxed) {
                 counters.stats.stopped_early = true;
                 break;
             }
+        } else if paused {
+            // A pause sent every open batch, so it is a flush point too.
+            counters.publish(&config.metrics, &router, source);
         }
     }
     router.flush_all();
     progress.done(&counters.stats);
-    counters.stats.read_errors = reader.errors.iter().map(|e| e.to_string()).collect();
+    source.finish(&mut counters.stats);
     counters.stats.reassembly = decoder.reassembly_stats();
     counters.stats.replay_speed = config.replay_speed;
     counters.stats.replay_pauses = pacer.map_or(0, |pacer| pacer.pauses);
     counters.stats.read_wall_s = first_read.map_or(0.0, |instant| instant.elapsed().as_secs_f64());
-    let stats = counters.finish(router.pool_waits);
+    let stats = counters.finish(&router);
     config.metrics.publish_final(&stats);
-    Ok(stats)
+    stats
+}
+
+/// Sends every open batch and records the flush.
+fn flush_open(router: &mut Router, flush: &mut Option<FlushTimer>, flushed_seq: &mut u64) {
+    router.flush_all();
+    *flushed_seq = router.seq;
+    if let Some(timer) = flush {
+        timer.flushed();
+    }
 }
 
 /// Waits until a frame of packet time `ts_us` is due in a paced replay. Before it sleeps,
@@ -183,12 +226,10 @@ fn count_frame(stats: &mut CaptureStats, frame: &ReadFrame<'_>) {
 }
 
 fn route_gtp(router: &mut Router, counters: &mut Counters, frame: &ReadFrame<'_>, gtp: &GtpFrame<'_>, shards: usize) {
+    let len = u64::from(frame.orig_len);
     match &gtp.pdu {
         GtpPdu::Control { version, bytes } => {
-            match version {
-                GtpVersion::V1 => counters.stats.gtpv1c += 1,
-                GtpVersion::V2 => counters.stats.gtpv2c += 1,
-            }
+            counters.count_control(version, len);
             router.route_control(frame, gtp, bytes);
         }
         GtpPdu::User(user) => route_user(router, counters, frame, gtp, user, shards),
@@ -196,22 +237,22 @@ fn route_gtp(router: &mut Router, counters: &mut Counters, frame: &ReadFrame<'_>
 }
 
 fn route_user(router: &mut Router, counters: &mut Counters, frame: &ReadFrame<'_>, gtp: &GtpFrame<'_>, user: &UserPdu<'_>, shards: usize) {
-    let stats = &mut counters.stats;
+    let len = u64::from(frame.orig_len);
     let inner = match user.message_type {
         GTPU_G_PDU => match inner_packet(user.payload) {
             Ok(inner) => {
-                stats.gtpu_gpdu += 1;
+                counters.count_user(UserKind::GPdu, len);
                 Some(inner)
             }
-            Err(error) => return counters.malformed(error),
+            Err(error) => return counters.malformed(error, len),
         },
         GTPU_END_MARKER => {
-            stats.gtpu_end_marker += 1;
+            counters.count_user(UserKind::EndMarker, len);
             None
         }
-        1 | 2 => return stats.gtpu_echo += 1,
-        26 => return stats.gtpu_error_indication += 1,
-        _ => return stats.gtpu_other += 1,
+        1 | 2 => return counters.count_user(UserKind::Echo, len),
+        26 => return counters.count_user(UserKind::ErrorIndication, len),
+        _ => return counters.count_user(UserKind::Other, len),
     };
     let message = gtp_message(gtp);
     let tpdu_offset = (message.len() - user.payload.len()) as u16;
@@ -261,7 +302,7 @@ impl Progress {
 #[derive(ractor_cluster::RactorMessage)]
 pub enum CaptureMsg {
     /// Reads every input to its end (or to a stop request) and returns the counters.
-    Run(ractor::RpcReplyPort<Result<CaptureStats, InputError>>),
+    Run(ractor::RpcReplyPort<Result<CaptureStats, AnalyzeError>>),
 }
 
 /// Start arguments of the capture actor.
@@ -274,8 +315,8 @@ pub struct CaptureArgs {
     pub pool: BatchPool,
 }
 
-/// The capture actor: owns the inputs and runs the capture loop on a blocking thread, since
-/// libpcap reads are synchronous.
+/// The capture actor: owns the inputs (files or interfaces) and runs the capture loop on a
+/// blocking thread, since libpcap reads are synchronous.
 pub struct CaptureActor;
 
 impl ractor::Actor for CaptureActor {
@@ -290,12 +331,11 @@ impl ractor::Actor for CaptureActor {
     async fn handle(&self, _myself: ractor::ActorRef<CaptureMsg>, message: CaptureMsg, state: &mut Self::State) -> Result<(), ractor::ActorProcessingErr> {
         let CaptureMsg::Run(reply) = message;
         let Some(args) = state.take() else {
-            let error = InputError { path: PathBuf::new(), message: "the capture already ran".into() };
-            let _ = reply.send(Err(error));
+            let _ = reply.send(Err(AnalyzeError::Actor("the capture already ran".into())));
             return Ok(());
         };
         let result = tokio::task::spawn_blocking(move || run_capture(&args.config, args.targets, args.pool)).await;
-        let result = result.unwrap_or_else(|e| Err(InputError { path: PathBuf::new(), message: format!("the capture thread failed: {e}") }));
+        let result = result.unwrap_or_else(|e| Err(AnalyzeError::Actor(format!("the capture thread failed: {e}"))));
         let _ = reply.send(result);
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! ```
 pub mod capture;
 pub mod control;
+pub mod live;
 pub mod lookup;
 pub mod reader;
 pub mod records;

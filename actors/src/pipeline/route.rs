@@ -41,6 +41,11 @@ pub struct Router {
     pub seq: u64,
     /// Times the capture waited for a free batch (consumers behind).
     pub pool_waits: u64,
+    /// Drop a GTP-U frame that finds no free batch instead of waiting for one (live
+    /// capture). GTP-C frames always wait.
+    pub drop_user_when_busy: bool,
+    /// GTP-U frames dropped because no batch was free.
+    pub user_dropped: u64,
 }
 
 impl Router {
@@ -56,6 +61,8 @@ impl Router {
             control_sent: 0,
             seq: 0,
             pool_waits: 0,
+            drop_user_when_busy: false,
+            user_dropped: 0,
         }
     }
 
@@ -70,9 +77,17 @@ impl Router {
         }
     }
 
-    /// Adds a GTP-U frame to the batch of shard `shard`.
+    /// Adds a GTP-U frame to the batch of shard `shard`, or drops and counts it when
+    /// `drop_user_when_busy` is set and no batch is free.
     pub fn route_user(&mut self, shard: usize, frame: &ReadFrame<'_>, gtp: &GtpFrame<'_>, user: UserFields) {
-        let mut batch = self.shards[shard].take().unwrap_or_else(|| self.take_batch());
+        let batch = match self.shards[shard].take() {
+            Some(batch) => Some(batch),
+            None => self.take_user_batch(),
+        };
+        let Some(mut batch) = batch else {
+            self.user_dropped += 1;
+            return;
+        };
         push_frame(&mut batch, self.seq, frame, gtp, user.payload, user.tpdu_offset, Some(&user));
         let full = batch.len() >= self.batch_size;
         self.shards[shard] = Some(batch);
@@ -109,6 +124,20 @@ impl Router {
         for shard in 0..self.shards.len() {
             self.flush_shard(shard);
         }
+    }
+
+    /// Takes a batch for GTP-U frames: waits for one unless `drop_user_when_busy` is set.
+    /// Before it gives up, it sends the open control batch, which the shards may need
+    /// before they return batches.
+    fn take_user_batch(&mut self) -> Option<FrameBatch> {
+        if !self.drop_user_when_busy {
+            return Some(self.take_batch());
+        }
+        if let Some(batch) = self.pool.try_take() {
+            return Some(batch);
+        }
+        self.flush_control();
+        None
     }
 
     fn take_batch(&mut self) -> FrameBatch {

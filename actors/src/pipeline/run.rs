@@ -1,5 +1,6 @@
-//! One `analyze` run: spawns the actors of a node, reads the inputs to their end, shuts
-//! the actors down in dependency order and collects the summary.
+//! One `analyze` run: spawns the actors of a node, reads the inputs to their end (or
+//! captures on interfaces until a stop), shuts the actors down in dependency order and
+//! collects the summary.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::batch::BatchPool;
 use crate::cluster::session_bridge::{remote_bridges, BridgeActor, BridgeArgs, BridgeCounters, BridgeMsg};
 use crate::pipeline::capture::{CaptureActor, CaptureArgs, CaptureConfig, CaptureMsg};
 use crate::pipeline::control::{ControlActor, ControlArgs, ControlMsg};
+use crate::pipeline::live::{LiveError, LiveOptions};
 use crate::pipeline::lookup::{LookupActor, LookupArgs, LookupConfig, LookupMsg};
 use crate::pipeline::reader::{expand_inputs, InputError};
 use crate::pipeline::records::{TrackedImsis, Tracking};
@@ -29,8 +31,10 @@ use crate::tracker::router::RouterMsg;
 /// Settings of an `analyze` run.
 #[derive(Debug, Clone)]
 pub struct AnalyzeConfig {
-    /// Capture files and directories.
+    /// Capture files and directories; empty for a live capture.
     pub inputs: Vec<PathBuf>,
+    /// Interfaces and settings of a live capture, which replaces `inputs`.
+    pub live: Option<LiveOptions>,
     /// Number of shard actors.
     pub shards: usize,
     /// Frames per batch.
@@ -94,6 +98,8 @@ pub struct TrackerLink {
 pub enum AnalyzeError {
     /// An input could not be read.
     Input(InputError),
+    /// An interface could not be opened for a live capture.
+    Live(LiveError),
     /// An output could not be created or written.
     Output(String),
     /// An actor failed to start or stopped unexpectedly.
@@ -104,6 +110,7 @@ impl std::fmt::Display for AnalyzeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AnalyzeError::Input(error) => write!(f, "{error}"),
+            AnalyzeError::Live(error) => write!(f, "{error}"),
             AnalyzeError::Output(message) => write!(f, "{message}"),
             AnalyzeError::Actor(message) => write!(f, "internal error: {message}"),
         }
@@ -115,6 +122,12 @@ impl std::error::Error for AnalyzeError {}
 impl From<InputError> for AnalyzeError {
     fn from(error: InputError) -> Self {
         AnalyzeError::Input(error)
+    }
+}
+
+impl From<LiveError> for AnalyzeError {
+    fn from(error: LiveError) -> Self {
+        AnalyzeError::Live(error)
     }
 }
 
@@ -153,6 +166,7 @@ pub async fn analyze_in_cluster<M: Microcloud + Clone>(config: AnalyzeConfig, mi
     }
     let capture_config = CaptureConfig {
         files: files.clone(),
+        live: config.live.clone(),
         batch_size: config.batch_size,
         flush_every: 16_384,
         pool_size: config.pool_size,

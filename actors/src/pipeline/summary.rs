@@ -111,6 +111,13 @@ impl Summary {
         }
         let _ = writeln!(out, "  GTPv1-C {}  GTPv2-C {}  G-PDU {}  End Marker {}  Echo {}  Error Indication {}  other GTP-U {}  not GTP {}  fragments held for reassembly {}",
             c.gtpv1c, c.gtpv2c, c.gtpu_gpdu, c.gtpu_end_marker, c.gtpu_echo, c.gtpu_error_indication, c.gtpu_other, c.not_gtp, c.fragments_held);
+        for i in &c.interfaces {
+            let _ = writeln!(out, "  interface {}: {} received, {} dropped by the kernel, {} dropped by the interface, {} frames read, {} restarts, {} errors{}",
+                i.interface, i.received, i.dropped, i.if_dropped, i.frames, i.restarts, i.errors, if i.up { "" } else { ", down at the end" });
+        }
+        if !c.dropped.is_empty() {
+            write_map(&mut out, "  dropped", &c.dropped);
+        }
         if c.fragments_held > 0 {
             let r = &c.reassembly;
             let _ = writeln!(out, "  reassembly: {} datagrams completed, {} expired, {} evicted, {} dropped, {} incomplete at the end",

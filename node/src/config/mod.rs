@@ -8,6 +8,7 @@
 //! every problem at once. A key or section that this release does not know is a problem,
 //! named in the message, so a misspelt key is not silently ignored.
 
+mod capture;
 mod cluster;
 mod duration;
 mod metrics;
@@ -82,6 +83,8 @@ fn load_with_env(path: &Path, env: Option<HashMap<String, String>>) -> Result<No
     read::read_config(root).map_err(|problems| ConfigError::Invalid { path: path.to_path_buf(), problems })
 }
 
+#[cfg(test)]
+mod capture_tests;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]

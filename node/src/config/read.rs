@@ -10,6 +10,7 @@ use imsitrace::bucket::BUCKET_SECONDS;
 use imsitrace::pipeline::capture::pace::{is_valid_speed, REPLAY_SPEED_HINT};
 use imsitrace::pipeline::sink_buffer::OutageConfig;
 
+use super::capture::read_live;
 use super::cluster::read_cluster;
 use super::duration::format_duration;
 use super::metrics::read_metrics;
@@ -159,7 +160,11 @@ fn check_whole_seconds(section: &mut Section<'_>, key: &'static str, value: Dura
 }
 
 fn read_probe(mut section: Section<'_>) -> ProbeSection {
-    let inputs = section.list("inputs").unwrap_or_default().into_iter().map(PathBuf::from).collect();
+    let inputs: Vec<PathBuf> = section.list("inputs").unwrap_or_default().into_iter().map(PathBuf::from).collect();
+    let live = read_live(&mut section);
+    if live.is_some() && !inputs.is_empty() {
+        section.problem("interfaces", "conflicts with probe.inputs: a probe reads capture files or captures on interfaces; give one of them".into());
+    }
 
     let pcap_dir = section.path("pcap_dir");
     let track = read_track(&mut section);
@@ -189,12 +194,16 @@ fn read_probe(mut section: Section<'_>) -> ProbeSection {
     let active_timeout = section.duration("active_timeout").unwrap_or(Duration::from_secs(300));
     let late_grace = section.duration("late_grace").unwrap_or(Duration::from_secs(2));
     let replay_speed = read_replay_speed(&mut section);
+    if live.is_some() && replay_speed != 0.0 {
+        section.problem("replay_speed", "applies to probe.inputs, not to a live capture on probe.interfaces: leave it out".into());
+    }
     let lookups = section.bool("lookups").unwrap_or(true);
     let wait_for_probes = section.number("wait_for_probes", 0, 1_000).map_or(0, |n| n as usize);
 
     section.finish();
     ProbeSection {
         inputs,
+        live,
         pcap_dir,
         track,
         track_all,
@@ -297,8 +306,8 @@ fn check_roles(config: &NodeConfig, problems: &mut Vec<Problem>) {
     if roles.collector && config.report.outdir.is_none() {
         missing("report.outdir", "missing: the collector role writes its reports there; give a directory");
     }
-    if roles.probe && config.probe.inputs.is_empty() {
-        missing("probe.inputs", "missing: the probe role reads these capture files or directories; give at least one");
+    if roles.probe && config.probe.inputs.is_empty() && config.probe.live.is_none() {
+        missing("probe.inputs", "missing: the probe role reads capture files or directories (probe.inputs) or captures live on network interfaces (probe.interfaces); give one of them");
     }
     if config.microcloud.ntop_compat && config.microcloud.redis.is_none() {
         missing("microcloud.ntop_compat", "needs microcloud.redis: ntop's key layout is written to a Redis server");

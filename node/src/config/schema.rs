@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use imsitrace::cluster::TlsFiles;
+use imsitrace::pipeline::live::LiveOptions;
 
 /// A node's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +113,9 @@ pub struct ReportSection {
 pub struct ProbeSection {
     /// Capture files and directories, merged by packet time.
     pub inputs: Vec<PathBuf>,
+    /// Interfaces (`probe.interfaces`) and settings (`[probe.capture]`) of a live capture,
+    /// which replaces `inputs`; `None` without interfaces.
+    pub live: Option<LiveOptions>,
     /// Directory of the per-subscriber pcap files.
     pub pcap_dir: Option<PathBuf>,
     /// IMSIs whose frames are written to `pcap_dir`.

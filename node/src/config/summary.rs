@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::duration::format_duration;
 use super::redis_url::redact;
+use imsitrace::pipeline::live::LiveOptions;
+
 use super::schema::{ClusterSection, NodeConfig, ProbeSection};
 
 /// Returns one line per section, with the defaults applied and the Redis password hidden.
@@ -55,15 +57,38 @@ fn probe_line(config: &NodeConfig) -> String {
         return "probe       not used: node.roles has no probe\n".to_owned();
     }
     let probe: &ProbeSection = &config.probe;
+    let mut text = String::new();
+    if let Some(live) = &probe.live {
+        text = capture_line(live);
+    }
     let inputs: Vec<String> = probe.inputs.iter().map(|path| path.display().to_string()).collect();
+    let inputs = if probe.live.is_some() { "-".to_owned() } else { inputs.join(" ") };
     let tracked = if probe.track_all { "all".to_owned() } else { probe.track.len().to_string() };
     let shards = probe.shards.map_or_else(|| "one per core".to_owned(), |shards| shards.to_string());
-    format!(
-        "probe       inputs {}, tracked {tracked}, pcap_dir {}, report_dir {}, events {}, shards {shards}\n",
-        inputs.join(" "),
+    let _ = writeln!(
+        text,
+        "probe       inputs {inputs}, tracked {tracked}, pcap_dir {}, report_dir {}, events {}, shards {shards}",
         shown(probe.pcap_dir.as_ref()),
         shown(probe.report_dir.as_ref()),
         shown(probe.events.as_ref())
+    );
+    text
+}
+
+/// Returns the live capture line: interfaces and every `[probe.capture]` setting.
+fn capture_line(live: &LiveOptions) -> String {
+    let filter = live.filter.as_ref().map_or_else(|| "default (GTP-C, GTP-U, IPv4 fragments; up to two VLAN tags)".to_owned(), |filter| format!("{filter:?}"));
+    format!(
+        "capture     interfaces {}, snaplen {}, buffer_mib {}, immediate {}, read_timeout {}, promiscuous {}, stats_interval {}, restart {} to {}, filter {filter}\n",
+        live.interfaces.join(" "),
+        live.snaplen,
+        live.buffer_mib,
+        live.immediate,
+        format_duration(live.read_timeout),
+        live.promiscuous,
+        format_duration(live.stats_interval),
+        format_duration(live.restart_min),
+        format_duration(live.restart_max),
     )
 }
 

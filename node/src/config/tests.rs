@@ -88,6 +88,7 @@ replay_speed = 2.5
     let config = load_text(text, &[]).expect("valid");
     let probe = ProbeSection {
         inputs: vec![PathBuf::from("a.pcap"), PathBuf::from("captures/")],
+        live: None,
         pcap_dir: Some(PathBuf::from("pcap")),
         track: vec!["001010000000001".into()],
         track_all: false,
@@ -183,7 +184,7 @@ fn role_needs_listed() {
     let expected = [
         "microcloud.redis: missing: the collector role reads the buckets from a Redis server; give its URL, e.g. redis://127.0.0.1:6379/0",
         "report.outdir: missing: the collector role writes its reports there; give a directory",
-        "probe.inputs: missing: the probe role reads these capture files or directories; give at least one",
+        "probe.inputs: missing: the probe role reads capture files or directories (probe.inputs) or captures live on network interfaces (probe.interfaces); give one of them",
         "microcloud.ntop_compat: needs microcloud.redis: ntop's key layout is written to a Redis server",
     ];
     assert_eq!(problems(text, &[]), expected);

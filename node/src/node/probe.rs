@@ -1,5 +1,6 @@
-//! The probe role: the `analyze` pipeline on the capture files of `[probe]`, writing to the
-//! microcloud of `[microcloud]`. It ends with its input, or early on a stop signal.
+//! The probe role: the `analyze` pipeline on the capture files of `[probe]` or live on its
+//! interfaces, writing to the microcloud of `[microcloud]`. It ends with its input files,
+//! or on a stop signal; a live capture runs until the stop signal.
 //!
 //! In a cluster the probe also starts the tracker agent, which stays after the input ends
 //! to report counts and serve the tracker files until the node stops.
@@ -27,7 +28,8 @@ use crate::config::{redact, NodeConfig};
 pub async fn run(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<(), String> {
     let analyze_config = analyze_config(config, stop)?;
     let inputs = analyze_config.inputs.len();
-    tracing::info!(inputs, microcloud = %microcloud_name(config), "probe started");
+    let interfaces = analyze_config.live.as_ref().map_or_else(String::new, |live| live.interfaces.join(","));
+    tracing::info!(inputs, interfaces = %interfaces, microcloud = %microcloud_name(config), "probe started");
     let agent = match super::cluster::full_name(config) {
         Some(node) => Some(start_agent(agent_config(config, node)).await?),
         None => None,
@@ -130,6 +132,7 @@ fn analyze_config(config: &NodeConfig, stop: Arc<AtomicBool>) -> Result<AnalyzeC
     };
     Ok(AnalyzeConfig {
         inputs: probe.inputs.clone(),
+        live: probe.live.clone(),
         shards,
         batch_size: probe.batch_size,
         pool_size: 64 * shards + 64,
