@@ -59,15 +59,15 @@ build_read_loop
 work_dir=$(mktemp -d)
 trap 'stop_redis; rm -rf "$work_dir"' EXIT
 # One line per run: tool, frames, frames/s as the tool measures it (or -), wall s, peak RSS KB,
-# 1-minute load average before the run.
+# CPU s (user plus system), 1-minute load average before the run.
 results=$work_dir/results.tsv
 
-# Appends one result line. Usage: record TOOL FRAMES OWN_RATE WALL_S RSS_KB LOAD1
+# Appends one result line. Usage: record TOOL FRAMES OWN_RATE WALL_S RSS_KB CPU_S LOAD1
 record() {
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
 }
 
-# Prints the last "WALL_S RSS_KB" line of a times file.
+# Prints the last "WALL_S RSS_KB CPU_S" line of a times file.
 last_times() {
     tail -n 1 "$1"
 }
@@ -77,12 +77,12 @@ run_read_loop() {
     load1=$(load_average | cut -d' ' -f1)
     : >"$times"
     timed "$times" "$read_loop" "$capture" >"$work_dir/loop.json"
-    read -r wall rss_kb <<<"$(last_times "$times")"
-    python3 - "$work_dir/loop.json" "$wall" "$rss_kb" "$load1" <<'PY' >>"$results"
+    read -r wall rss_kb cpu <<<"$(last_times "$times")"
+    python3 - "$work_dir/loop.json" "$wall" "$rss_kb" "$cpu" "$load1" <<'PY' >>"$results"
 import json, sys
-path, wall, rss_kb, load1 = sys.argv[1:]
+path, wall, rss_kb, cpu, load1 = sys.argv[1:]
 loop = json.load(open(path))
-print(f"bare libpcap loop\t{loop['packets']}\t{loop['packets_per_s']}\t{wall}\t{rss_kb}\t{load1}")
+print(f"bare libpcap loop\t{loop['packets']}\t{loop['packets_per_s']}\t{wall}\t{rss_kb}\t{cpu}\t{load1}")
 PY
 }
 
@@ -94,11 +94,11 @@ run_analyze() {
     load1=$(load_average | cut -d' ' -f1)
     : >"$times"
     timed "$times" "$@" --json >"$work_dir/summary.json"
-    read -r wall rss_kb <<<"$(last_times "$times")"
+    read -r wall rss_kb cpu <<<"$(last_times "$times")"
     last_rate=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["frames_per_s"])' "$work_dir/summary.json")
     local frames
     frames=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["capture"]["frames"])' "$work_dir/summary.json")
-    record "$tool" "$frames" "$last_rate" "$wall" "$rss_kb" "$load1"
+    record "$tool" "$frames" "$last_rate" "$wall" "$rss_kb" "$cpu" "$load1"
 }
 
 # Prints the redis-server CPU time, user plus system in seconds.
@@ -135,24 +135,24 @@ run_analyze_track() {
     load1=$(load_average | cut -d' ' -f1)
     : >"$times"
     timed "$times" "$binary" analyze "$capture" --shards 1 --track "$imsi" --pcap-dir "$pcap_dir" >/dev/null
-    read -r wall rss_kb <<<"$(last_times "$times")"
+    read -r wall rss_kb cpu <<<"$(last_times "$times")"
     local frames
     frames=$(count_frames "$pcap_dir/$imsi.pcap")
-    record "analyze --track, 1 shard" "$frames" - "$wall" "$rss_kb" "$load1"
+    record "analyze --track, 1 shard" "$frames" - "$wall" "$rss_kb" "$cpu" "$load1"
     check_count "analyze --track" "$frames"
 }
 
-# Extracts the subscriber's frames with tshark, records the two passes' total wall time and
-# the higher peak RSS, and lists frames that differ from the ground truth.
+# Extracts the subscriber's frames with tshark, records the two passes' total wall and CPU
+# time and the higher peak RSS, and lists frames that differ from the ground truth.
 run_tshark() {
     local load1 times=$work_dir/tshark.times
     load1=$(load_average | cut -d' ' -f1)
     : >"$times"
     tshark_extract "$capture" "$imsi" "$work_dir/tshark.pcap" "$work_dir/tshark.frames" "$times" "$work_dir/tshark.log"
-    read -r wall rss_kb < <(awk '{ wall += $1; if ($2 > rss) rss = $2 } END { print wall, rss }' "$times")
+    read -r wall rss_kb cpu < <(awk '{ wall += $1; cpu += $3; if ($2 > rss) rss = $2 } END { print wall, rss, cpu }' "$times")
     local frames
     frames=$(wc -l <"$work_dir/tshark.frames")
-    record "tshark, two passes" "$frames" - "$wall" "$rss_kb" "$load1"
+    record "tshark, two passes" "$frames" - "$wall" "$rss_kb" "$cpu" "$load1"
     check_count "tshark" "$frames"
     local missing extra
     missing=$(comm -23 <(sort "$truth_frames") <(sort "$work_dir/tshark.frames") | sort -n | paste -sd' ' -)
@@ -166,8 +166,8 @@ run_ndpi_reader() {
     load1=$(load_average | cut -d' ' -f1)
     : >"$times"
     timed "$times" ndpiReader -t -q -i "$capture" >"$work_dir/ndpi.log" 2>&1
-    read -r wall rss_kb <<<"$(last_times "$times")"
-    record "ndpiReader -t" "$capture_frames" - "$wall" "$rss_kb" "$load1"
+    read -r wall rss_kb cpu <<<"$(last_times "$times")"
+    record "ndpiReader -t" "$capture_frames" - "$wall" "$rss_kb" "$cpu" "$load1"
 }
 
 # Prints each run, the median of every tool and the ratios.
@@ -178,18 +178,19 @@ from collections import defaultdict
 
 runs = defaultdict(list)
 for line in open(sys.argv[1]):
-    tool, frames, own_rate, wall, rss_kb, load1 = line.rstrip("\n").split("\t")
+    tool, frames, own_rate, wall, rss_kb, cpu, load1 = line.rstrip("\n").split("\t")
     runs[tool].append({"frames": int(frames), "own": None if own_rate == "-" else float(own_rate),
-                       "wall": float(wall), "rss": int(rss_kb) / 1024, "load": float(load1)})
+                       "wall": float(wall), "rss": int(rss_kb) / 1024, "cpu": float(cpu), "load": float(load1)})
 
 def joined(values, form):
     return " / ".join(form.format(v) for v in values)
 
-print(f"\n{'run':<34} {'frames':>9}  {'frames/s, own timer':<38} {'wall s':<20} {'peak RSS MiB':<16} load")
+print(f"\n{'run':<34} {'frames':>9}  {'frames/s, own timer':<38} {'wall s':<20} {'CPU s':<20} {'peak RSS MiB':<16} load")
 for tool, items in runs.items():
     own = joined([r["own"] for r in items], "{:,.0f}") if items[0]["own"] is not None else ""
     print(f"{tool:<34} {items[0]['frames']:>9}  {own:<38} {joined([r['wall'] for r in items], '{:.2f}'):<20} "
-          f"{joined([r['rss'] for r in items], '{:.0f}'):<16} {joined([r['load'] for r in items], '{:.1f}')}")
+          f"{joined([r['cpu'] for r in items], '{:.2f}'):<20} {joined([r['rss'] for r in items], '{:.0f}'):<16} "
+          f"{joined([r['load'] for r in items], '{:.1f}')}")
 
 def median(tool, key):
     items = runs.get(tool)
@@ -221,6 +222,15 @@ wall_rate = lambda tool: (runs[tool][0]["frames"] / median(tool, "wall")) if too
 for tool in ("analyze, 1 shard", "analyze, 2 shards", "ndpiReader -t"):
     if tool in runs:
         print(f"{tool + ', frames / median wall time':<58} {wall_rate(tool):,.0f} frames/s")
+print("\nthe same with CPU time (user plus system), which other load on the machine changes less")
+ratio("analyze 1 shard / bare loop (CPU time per frame)", median("bare libpcap loop", "cpu"),
+      median("analyze, 1 shard", "cpu"), 0.60, "{:.1%}")
+ratio("tshark extraction / analyze --track (CPU time)", median("tshark, two passes", "cpu"),
+      median("analyze --track, 1 shard", "cpu"), 50.0)
+ratio("ndpiReader -t / analyze 1 shard (CPU time)", median("ndpiReader -t", "cpu"),
+      median("analyze, 1 shard", "cpu"), 2.0)
+ratio("ndpiReader -t / analyze 2 shards (CPU time)", median("ndpiReader -t", "cpu"),
+      median("analyze, 2 shards", "cpu"), 2.0)
 PY
 }
 

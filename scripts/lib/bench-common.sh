@@ -37,12 +37,15 @@ load_average() {
     cut -d' ' -f1-3 /proc/loadavg
 }
 
-# Runs a command under /usr/bin/time and appends "WALL_S PEAK_RSS_KB" to TIMES_FILE.
-# Usage: timed TIMES_FILE COMMAND...
+# Runs a command under /usr/bin/time and appends "WALL_S PEAK_RSS_KB CPU_S" to TIMES_FILE,
+# CPU_S being user plus system time. Usage: timed TIMES_FILE COMMAND...
 timed() {
-    local times_file=$1
+    local times_file=$1 status=0
     shift
-    /usr/bin/time -f '%e %M' -a -o "$times_file" "$@"
+    /usr/bin/time -f '%e %M %U %S' -a -o "$times_file.raw" "$@" || status=$?
+    awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$times_file.raw" >>"$times_file"
+    rm -f "$times_file.raw"
+    return "$status"
 }
 
 redis_pid=
@@ -120,8 +123,8 @@ PY
 # for GTPv2-C; both count from one sequence) of the frames carrying the IMSI, the second
 # writes every frame of those sessions to OUT_PCAP and its frame number to OUT_FRAMES.
 # Both passes need `-2`: in one pass, tshark marks the session only on frames after the
-# Create response, so the requests and most G-PDUs lack it. Appends one "WALL_S RSS_KB"
-# line per pass to TIMES_FILE and tshark's messages to LOG_FILE.
+# Create response, so the requests and most G-PDUs lack it. Appends one
+# "WALL_S RSS_KB CPU_S" line per pass to TIMES_FILE and tshark's messages to LOG_FILE.
 # Usage: tshark_extract CAPTURE IMSI OUT_PCAP OUT_FRAMES TIMES_FILE LOG_FILE
 tshark_extract() {
     local capture=$1 imsi=$2 out_pcap=$3 out_frames=$4 times_file=$5 log_file=$6
