@@ -44,8 +44,9 @@ const START_US: u64 = 1_374_937_800_000_000;
 /// hashbrown's control bytes per group (SSE2 width), allocated after the buckets.
 const HASHBROWN_GROUP_WIDTH: usize = 16;
 
-/// Rust heap bytes live now and the highest value since the last [`reset_peak`].
+/// Rust heap bytes live now.
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Highest value of `LIVE_BYTES` since the last [`reset_peak`].
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// `System` with a count of the bytes it holds for Rust.
@@ -177,8 +178,8 @@ struct Usage {
     rss_peak: usize,
 }
 
-/// Measures what `load` leaves allocated while its result is alive, then drops the result
-/// and returns the memory to the system before the next load.
+/// Runs `load` and measures what its result keeps allocated, and the peak while it ran.
+/// Trims malloc first, so free memory left by an earlier load does not absorb the growth.
 fn measure<T>(load: impl FnOnce() -> T) -> (T, Usage) {
     // SAFETY: malloc_trim only releases free memory; every live allocation stays valid.
     unsafe { malloc_trim(0) };
@@ -215,8 +216,8 @@ fn imsi(number: usize) -> Digits {
     digits
 }
 
-/// The attach event of session `number`: an uplink key on one of 256 SGW addresses and a
-/// downlink key on one of 65,536 eNodeB addresses, TEID `number + 1` on both.
+/// Builds the attach event of session `number`: an uplink key on one of 256 SGW addresses
+/// and a downlink key on one of 65,536 eNodeB addresses, TEID `number + 1` on both.
 fn attach_event(number: usize) -> SessionEvent {
     let teid = (number as u32).wrapping_add(1);
     let uplink = Tunnel {
@@ -287,13 +288,13 @@ impl Classify for NoClassifier {
     }
 }
 
-/// UE address of flow `number`: 10.0.0.0/8, one address per subscriber.
+/// Returns the UE address of flow `number` in 10.0.0.0/8, one address per subscriber.
 fn ue_address(number: usize) -> Ipv4Addr {
     Ipv4Addr::from(0x0a00_0000 | (number / FLOWS_PER_SUBSCRIBER) as u32 & 0x00ff_ffff)
 }
 
-/// TCP SYN of flow `number`: UE port 32768 plus the flow's index within its subscriber,
-/// to 192.0.2.1:443.
+/// Builds the TCP SYN of flow `number`: UE port 32768 plus the flow's index within its
+/// subscriber, to 192.0.2.1:443.
 fn syn_packet(number: usize) -> InnerPacket {
     let key = FlowKey {
         protocol: 6,
@@ -306,7 +307,7 @@ fn syn_packet(number: usize) -> InnerPacket {
 }
 
 /// Writes the IPv4 and TCP headers of `packet` (20 bytes each, no options) into `bytes`.
-/// nDPI 4.2 does not verify checksums, so they stay 0.
+/// The checksums stay 0 because the memory measured does not depend on them.
 fn write_syn_bytes(packet: &InnerPacket, bytes: &mut [u8; 40]) {
     let (IpAddr::V4(src), IpAddr::V4(dst)) = (packet.key.src, packet.key.dst) else {
         return;
@@ -351,8 +352,8 @@ fn load_flows<C: Classify>(mut classifier: C, flows: usize) -> (FlowTable<C>, C)
     (table, classifier)
 }
 
-/// Buckets of a hashbrown table (`HashMap`) grown one insert at a time to `items`: the
-/// smallest power of two whose 7/8 holds them.
+/// Returns the buckets of a hashbrown table (`HashMap`) grown one insert at a time to
+/// `items`: the smallest power of two whose 7/8 is at least `items`.
 fn hashbrown_buckets(items: usize) -> usize {
     if items < 8 {
         return if items < 4 { 4 } else { 8 };
@@ -360,14 +361,14 @@ fn hashbrown_buckets(items: usize) -> usize {
     (items * 8 / 7).next_power_of_two()
 }
 
-/// Bytes of a hashbrown table of `items` entries of `entry_size` bytes: one entry and one
-/// control byte per bucket, plus one group of control bytes.
+/// Returns the bytes of a hashbrown table of `items` entries of `entry_size` bytes: one
+/// entry and one control byte per bucket, plus one group of control bytes.
 fn hashbrown_bytes(items: usize, entry_size: usize) -> usize {
     let buckets = hashbrown_buckets(items);
     buckets * (entry_size + 1) + HASHBROWN_GROUP_WIDTH
 }
 
-/// Capacity of a `Vec` grown one push at a time to `items` (amortized doubling from 4).
+/// Returns the capacity of a `Vec` grown one push at a time to `items` (doubling from 4).
 fn vec_capacity(items: usize) -> usize {
     items.max(4).next_power_of_two()
 }
@@ -394,7 +395,7 @@ fn print_usage(label: &str, count: usize, usage: &Usage, seconds: f64) {
     );
 }
 
-/// Sizes of the stored types, the inputs of the breakdown.
+/// Prints the sizes of the stored types, the inputs of the breakdown.
 fn print_sizes() {
     // SAFETY: the function takes no arguments and returns a constant of the library.
     let ndpi_flow_struct = unsafe { ndpi_detection_get_sizeof_ndpi_flow_struct() };

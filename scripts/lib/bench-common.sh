@@ -87,10 +87,10 @@ start_redis() {
 }
 
 # Prints "IMSI FRAMES" for the subscriber of the ground truth that the tshark comparison
-# extracts, and writes its frame numbers (1-based, as tshark numbers them) to FRAMES_FILE:
-# BENCH_IMSI when set, else the subscriber with the most frames among those with two or
-# more sessions and a handover or SGSN change, so that the extraction has to follow new
-# TEIDs. Usage: pick_imsi TRUTH_FILE FRAMES_FILE
+# extracts, and writes its frame numbers (1-based, as tshark numbers them) to FRAMES_FILE.
+# The subscriber is BENCH_IMSI when set. Otherwise it is the one with the most frames among
+# those with two or more sessions and a handover or SGSN change, so that the extraction has
+# to follow new TEIDs. Usage: pick_imsi TRUTH_FILE FRAMES_FILE
 pick_imsi() {
     python3 - "$1" "$2" "${BENCH_IMSI:-}" <<'PY'
 import json, sys
@@ -118,10 +118,10 @@ PY
 }
 
 # Extracts the frames of one IMSI with tshark's GTP session tracking
-# (`-o gtp.track_gtp_session:TRUE`, tshark 4.0 of Debian 12), in two passes over CAPTURE:
-# the first lists the session ids (`gtp.session` for GTPv1-C and GTP-U, `gtpv2.session`
-# for GTPv2-C; both count from one sequence) of the frames carrying the IMSI, the second
-# writes every frame of those sessions to OUT_PCAP and its frame number to OUT_FRAMES.
+# (`-o gtp.track_gtp_session:TRUE`, tshark 4.0 of Debian 12), in two passes over CAPTURE.
+# The first lists the session ids of the frames carrying the IMSI: `gtp.session` for
+# GTPv1-C and GTP-U, `gtpv2.session` for GTPv2-C, both numbered from one sequence. The
+# second writes every frame of those sessions to OUT_PCAP and its frame number to OUT_FRAMES.
 # Both passes need `-2`: in one pass, tshark marks the session only on frames after the
 # Create response, so the requests and most G-PDUs lack it. Appends one
 # "WALL_S RSS_KB CPU_S" line per pass to TIMES_FILE and tshark's messages to LOG_FILE.
