@@ -197,7 +197,7 @@ def median(tool, key):
     return statistics.median(r[key] for r in items) if items else None
 
 def ratio(label, numerator, denominator, target=None, form="{:.2f}"):
-    if numerator is None or denominator is None:
+    if numerator is None or not denominator:
         return
     value = numerator / denominator
     verdict = ""
