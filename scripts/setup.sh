@@ -2,6 +2,9 @@
 # Installs the Debian 12 packages that imsitrace builds and tests against, and checks that cargo
 # is at least the workspace's rust-version. Only missing packages are installed, with apt-get.
 # Prints nothing when everything is present. Installing needs root.
+#
+# Usage: setup.sh [--bench]
+#   --bench  also installs the packages that only scripts/bench.sh uses.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +20,20 @@ packages=(
     python3      # runs ansible-core and ansible-lint for the deployment test (tests/deploy.rs)
     python3-venv
 )
+
+# Only for scripts/bench.sh, which compares imsitrace with these tools.
+bench_packages=(
+    libndpi-bin  # ndpiReader 4.2, the classification baseline
+)
+
+case ${1:-} in
+    '') ;;
+    --bench) packages+=("${bench_packages[@]}") ;;
+    *)
+        echo "setup.sh: unknown option $1; the only option is --bench" >&2
+        exit 2
+        ;;
+esac
 
 is_installed() {
     local status
