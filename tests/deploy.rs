@@ -30,9 +30,12 @@ const DEADLINE: Duration = Duration::from_secs(90);
 /// Cluster cookie given to the playbook as the vault variable (at least 16 characters).
 const COOKIE: &str = "deploy-test-cookie-0123456789";
 
-/// Inventory names of the test nodes; every probe is alone in its site.
+/// Inventory names of the test nodes. Each of the `PROBES` reads a capture file and is
+/// started. `LIVE_PROBE` shares the site of the first: its configuration captures live on
+/// the loopback interface, and the test checks it without starting the node.
 const COLLECTOR: &str = "collector-1";
 const PROBES: [(&str, &str); 2] = [("probe-a-1", "site_a"), ("probe-b-1", "site_b")];
+const LIVE_PROBE: &str = "probe-a-live";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the repository root exists")
@@ -175,13 +178,17 @@ fn id(flag: &str) -> String {
 /// Writes the test inventory (JSON, which is YAML) and returns its path. Every host runs
 /// locally with its own install root; the service user is the current user, so nothing is
 /// created outside the roots.
-fn write_inventory(dir: &Path, redis_port: u16, ca: &TestCa, collector: &TestHost, probes: &[TestHost], inputs: &[PathBuf]) -> PathBuf {
+fn write_inventory(dir: &Path, redis_port: u16, ca: &TestCa, collector: &TestHost, probes: &[TestHost], inputs: &[PathBuf], live: &TestHost) -> PathBuf {
     let mut sites = serde_json::Map::new();
     for ((probe, (_, site)), input) in probes.iter().zip(PROBES).zip(inputs) {
         let mut vars = node_vars(probe, ca);
         vars["imsitrace_probe_inputs"] = json!([input]);
         sites.insert(site.to_owned(), json!({ "hosts": { probe.name: vars }, "vars": { "imsitrace_site": site.replace('_', "-") } }));
     }
+    let mut live_vars = node_vars(live, ca);
+    live_vars["imsitrace_probe_interfaces"] = json!(["lo"]);
+    live_vars["imsitrace_probe_capture_settings"] = json!({ "snaplen": 2048, "read_timeout": "50ms", "promiscuous": false });
+    sites[PROBES[0].1]["hosts"][live.name] = live_vars;
     let inventory = json!({
         "all": {
             "vars": {
@@ -345,6 +352,19 @@ fn check_installed_files(host: &TestHost) {
     assert_eq!(mode(&host.binary()), 0o755, "mode of {}", host.binary().display());
 }
 
+/// Checks that the live probe's configuration captures on its interfaces with the
+/// inventory's capture settings, and names no capture files.
+fn check_live_probe_config(host: &TestHost) {
+    let text = std::fs::read_to_string(host.config()).unwrap();
+    let config = host.config();
+    assert!(text.contains("interfaces = [\"lo\"]"), "{} has no interfaces:\n{text}", config.display());
+    assert!(!text.contains("inputs ="), "{} lists inputs beside its interfaces:\n{text}", config.display());
+    let capture = text.split("[probe.capture]").nth(1).unwrap_or_else(|| panic!("{} has no [probe.capture]:\n{text}", config.display()));
+    for line in ["snaplen = 2048", "read_timeout = \"50ms\"", "promiscuous = false"] {
+        assert!(capture.contains(line), "[probe.capture] of {} lacks `{line}`:\n{text}", config.display());
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())).permissions().mode() & 0o7777
@@ -381,13 +401,15 @@ fn site_playbook_deploys_working_cluster() {
         std::fs::copy(&capture, input).unwrap();
     }
     let ca = TestCa::new();
-    let inventory = write_inventory(dir.path(), redis_port, &ca, &collector, &probes, &inputs);
+    let live = TestHost::new(dir.path(), LIVE_PROBE);
+    let inventory = write_inventory(dir.path(), redis_port, &ca, &collector, &probes, &inputs, &live);
     let secrets = write_secrets(dir.path(), &ca);
 
     run_playbook(dir.path(), &inventory, &secrets, "site.yml");
-    for host in std::iter::once(&collector).chain(&probes) {
+    for host in std::iter::once(&collector).chain(&probes).chain([&live]) {
         check_installed_files(host);
     }
+    check_live_probe_config(&live);
 
     // The collector reports the buckets of the capture, whose packet times are long past.
     // Each probe prints its summary once its input ends, and stays in the cluster.
@@ -413,7 +435,7 @@ fn site_playbook_deploys_working_cluster() {
 
     let second = run_playbook(dir.path(), &inventory, &secrets, "site.yml");
     let counts = changed_counts(&second);
-    assert_eq!(counts.len(), 4, "recap of the second run:\n{second}");
+    assert_eq!(counts.len(), 5, "recap of the second run:\n{second}");
     for (host, changed) in &counts {
         assert_eq!(*changed, 0, "the second run of site.yml changed {host}:\n{second}");
     }
