@@ -89,6 +89,14 @@ impl Classifier {
         };
         self.names.get(&self.module, single)
     }
+
+    /// Clears a flow's nDPI state and keeps it for the next flow.
+    fn release(&mut self, flow: Option<FlowStruct>) {
+        if let Some(mut flow) = flow {
+            flow.reset();
+            self.free_flows.push(flow);
+        }
+    }
 }
 
 impl fmt::Debug for Classifier {
@@ -101,7 +109,10 @@ impl fmt::Debug for Classifier {
 
 /// nDPI state of one flow: its `ndpi_flow_struct` and the dissection count.
 pub struct NdpiFlow {
-    flow: FlowStruct,
+    /// nDPI's state of the flow while detection runs. Once detection is complete the struct
+    /// (688 bytes in nDPI 4.2) goes back to the classifier's pool, so a classified flow keeps
+    /// only `result`.
+    flow: Option<FlowStruct>,
     /// Packets passed to nDPI so far.
     packets: u32,
     /// Dissection cap for this flow's transport, set from its first packet.
@@ -126,7 +137,7 @@ impl Classify for Classifier {
     fn start(&mut self) -> NdpiFlow {
         let flow = self.free_flows.pop().unwrap_or_else(FlowStruct::new);
         NdpiFlow {
-            flow,
+            flow: Some(flow),
             packets: 0,
             max_packets: 0,
             result: None,
@@ -137,9 +148,9 @@ impl Classify for Classifier {
     /// ndpiReader 4.2: once the application protocol is known and
     /// `ndpi_extra_dissection_possible` is false, or once the flow exceeds its dissection cap.
     fn feed(&mut self, state: &mut NdpiFlow, ip_packet: &[u8], ts_us: u64) -> bool {
-        if state.result.is_some() {
+        let (Some(flow), None) = (state.flow.as_mut(), state.result) else {
             return true;
-        }
+        };
         if state.packets == 0 {
             state.max_packets = max_dissected_packets(ip_packet);
         }
@@ -148,7 +159,7 @@ impl Classify for Classifier {
 
         let detected = self
             .module
-            .process_packet(&mut state.flow, ip_packet, ts_us / 1000);
+            .process_packet(flow, ip_packet, ts_us / 1000);
         if !enough_packets && detected.app_protocol == 0 {
             return false;
         }
@@ -157,16 +168,17 @@ impl Classify for Classifier {
         // details) that reports do not use, so feeding stops. A master protocol alone (TLS
         // without a known SNI) may still be refined by the certificate, so dissection goes on.
         let refined = detected.master_protocol != 0;
-        if !enough_packets && !refined && self.module.extra_dissection_possible(&mut state.flow) {
+        if !enough_packets && !refined && self.module.extra_dissection_possible(flow) {
             return false;
         }
 
         let result = if detected.app_protocol == 0 {
-            self.module.give_up(&mut state.flow)
+            self.module.give_up(flow)
         } else {
             detected
         };
         state.result = Some(result);
+        self.release(state.flow.take());
         true
     }
 
@@ -174,13 +186,12 @@ impl Classify for Classifier {
     /// detection is still open, as ndpiReader does for flows still open at the end of a capture.
     /// A flow that was never fed is `Unknown`.
     fn finish(&mut self, mut state: NdpiFlow) -> AppProtocol {
-        let detected = match state.result {
-            Some(detected) => detected,
-            None if state.packets == 0 => Detected::default(),
-            None => self.module.give_up(&mut state.flow),
+        let detected = match (state.result, state.flow.as_mut()) {
+            (Some(detected), _) => detected,
+            (None, Some(flow)) if state.packets > 0 => self.module.give_up(flow),
+            (None, _) => Detected::default(),
         };
-        state.flow.reset();
-        self.free_flows.push(state.flow);
+        self.release(state.flow.take());
         to_app_protocol(detected)
     }
 

@@ -212,17 +212,34 @@ fn random_tcp_is_unknown() {
 fn flow_struct_is_reused_after_finish() {
     let mut classifier = Classifier::new().expect("nDPI module");
     let first = classifier.start();
-    let address = first.flow.as_ptr();
+    let address = first.flow.as_ref().expect("a started flow has nDPI state").as_ptr();
     classifier.finish(first);
 
     let mut second = classifier.start();
-    assert_eq!(second.flow.as_ptr(), address);
+    assert_eq!(second.flow.as_ref().expect("a started flow has nDPI state").as_ptr(), address);
     // The reused struct starts clean: a DNS flow on it is classified from scratch.
     classifier.feed(&mut second, &DNS_QUERY, 1_000_000);
     let dns = classifier.finish(second);
     let http = classify(&mut classifier, &http_get_flow());
     assert_eq!(master_part(classifier.name(dns)), "DNS");
     assert_eq!(classifier.name(http), "HTTP");
+    assert_eq!(classifier.free_flows.len(), 1);
+}
+
+#[test]
+fn flow_struct_returns_when_detection_completes() {
+    let mut classifier = Classifier::new().expect("nDPI module");
+    let mut state = classifier.start();
+
+    // The query alone names DNS.Google, so detection completes on the first packet.
+    assert!(classifier.feed(&mut state, &DNS_QUERY, 1_000_000));
+    assert!(state.flow.is_none(), "the classified flow kept its nDPI state");
+    assert_eq!(classifier.free_flows.len(), 1);
+
+    // Later packets are not fed, and the result stays.
+    assert!(classifier.feed(&mut state, &DNS_QUERY, 2_000_000));
+    let protocol = classifier.finish(state);
+    assert_eq!(master_part(classifier.name(protocol)), "DNS");
     assert_eq!(classifier.free_flows.len(), 1);
 }
 
