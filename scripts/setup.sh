@@ -19,6 +19,7 @@ packages=(
     redis-server # the Redis microcloud tests start their own server on a free loopback port
     python3      # runs ansible-core and ansible-lint for the deployment test (tests/deploy.rs)
     python3-venv
+    iproute2     # ip: the live-capture test's veth pair in a network namespace of its own
 )
 
 # Only for scripts/bench.sh, which compares imsitrace with these tools.

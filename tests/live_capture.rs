@@ -1,6 +1,7 @@
 //! Live capture on the loopback interface: real GTPv2-C and GTP-U datagrams sent between
 //! 127.0.0.x addresses are captured, attributed to their subscriber and written to the
-//! subscriber's pcap file.
+//! subscriber's pcap file, with 1, 2 and 4 shards. Also: a node waiting for a missing
+//! interface, and an interface set down and up again in a network namespace of the test's own.
 //!
 //! Addresses (all of 127.0.0.0/8 is on `lo`): MME 127.0.0.2, SGW-C 127.0.0.5, SGW-U
 //! 127.0.0.3, eNB 127.0.0.4, so the F-TEID addresses match the outer IP addresses. Other
@@ -40,8 +41,9 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    fn new() -> Subscriber {
-        let id = std::process::id() % 1_000_000_000;
+    /// Returns the subscriber of run `run` of this process.
+    fn new(run: u32) -> Subscriber {
+        let id = (std::process::id() % 100_000_000) * 10 + run;
         let base = 0x4c00_0000 | (id & 0x00ff_ffff);
         Subscriber { imsi: format!("001019{id:09}"), mme_teid: base, sgw_c_teid: base ^ 0x0100_0000, sgw_u_teid: base ^ 0x0200_0000 }
     }
@@ -49,42 +51,57 @@ impl Subscriber {
 
 #[test]
 fn loopback_session_captured() {
-    let dir = tempfile::tempdir().unwrap();
-    let subscriber = Subscriber::new();
-    let pcap_dir = dir.path().join("pcap");
-    let events = dir.path().join("events.jsonl");
-    let (mut child, lines) = start_capture(&subscriber.imsi, &pcap_dir, &events);
-    if !wait_for_line(&mut child, &lines, |line| line.contains("capturing")) {
-        return;
+    for (run, shards) in [(1, "1"), (2, "2"), (3, "4")] {
+        let dir = tempfile::tempdir().unwrap();
+        let subscriber = Subscriber::new(run);
+        let pcap_dir = dir.path().join("pcap");
+        let events = dir.path().join("events.jsonl");
+        let (mut child, lines) = start_capture(&subscriber.imsi, &pcap_dir, &events, shards);
+        if !wait_for_line(&mut child, &lines, |line| line.contains("capturing")) {
+            return;
+        }
+
+        let sent = send_session(&subscriber);
+        let expected_frames = sent.len() as u64;
+        let reached = wait_for_line(&mut child, &lines, |line| {
+            line.contains("interface statistics") && field(line, "frames").is_some_and(|frames| frames >= expected_frames)
+        });
+        assert!(reached, "{shards} shard(s): the capture did not report {expected_frames} frames");
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill failed");
+        let output = child.wait_with_output().unwrap();
+        let stderr: Vec<String> = lines.try_iter().collect();
+        assert!(output.status.success(), "{shards} shard(s): imsitrace failed:\n{}", stderr.join("\n"));
+        let summary: Value = serde_json::from_slice(&output.stdout).expect("the --json summary is not JSON");
+
+        assert_eq!(summary["shards"], shards.parse::<u64>().unwrap());
+        check_counters(&summary);
+        check_events(&events, &subscriber);
+        check_pcap(&pcap_dir.join(format!("{}.pcap", subscriber.imsi)), &sent);
     }
-
-    let sent = send_session(&subscriber);
-    let expected_frames = sent.len() as u64;
-    let reached = wait_for_line(&mut child, &lines, |line| {
-        line.contains("interface statistics") && field(line, "frames").is_some_and(|frames| frames >= expected_frames)
-    });
-    assert!(reached, "the capture did not report {expected_frames} frames");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success(), "kill failed");
-    let output = child.wait_with_output().unwrap();
-    let stderr: Vec<String> = lines.try_iter().collect();
-    assert!(output.status.success(), "imsitrace failed:\n{}", stderr.join("\n"));
-    let summary: Value = serde_json::from_slice(&output.stdout).expect("the --json summary is not JSON");
-
-    check_counters(&summary);
-    check_events(&events, &subscriber);
-    check_pcap(&pcap_dir.join(format!("{}.pcap", subscriber.imsi)), &sent);
 }
 
-/// Starts `imsitrace analyze --interface lo` and a thread that passes its stderr lines on.
-fn start_capture(imsi: &str, pcap_dir: &std::path::Path, events: &std::path::Path) -> (Child, Receiver<String>) {
+/// Starts `imsitrace analyze --interface lo --shards N` and a thread that passes its stderr
+/// lines on.
+fn start_capture(imsi: &str, pcap_dir: &std::path::Path, events: &std::path::Path, shards: &str) -> (Child, Receiver<String>) {
     let args = [
-        "analyze", "--interface", "lo", "--immediate", "--no-promisc", "--stats-interval", "1", "--json",
+        "analyze", "--interface", "lo", "--immediate", "--no-promisc", "--stats-interval", "1", "--json", "--shards", shards,
         "--track", imsi, "--pcap-dir", &pcap_dir.display().to_string(), "--events", &events.display().to_string(),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imsitrace"))
-        .args(args)
-        .env("RUST_LOG", "warn,imsitrace::pipeline::live=info")
+    spawn_with_stderr_lines(&args, "warn,imsitrace::pipeline::live=info")
+}
+
+/// Starts the binary with `args` and `RUST_LOG=rust_log`; returns the child and a channel
+/// of its stderr lines, read by a thread.
+fn spawn_with_stderr_lines(args: &[&str], rust_log: &str) -> (Child, Receiver<String>) {
+    spawn_with_stderr_lines_of(Command::new(env!("CARGO_BIN_EXE_imsitrace")).args(args), rust_log)
+}
+
+/// Starts `command` with `RUST_LOG=rust_log`; returns the child and a channel of its
+/// stderr lines, read by a thread.
+fn spawn_with_stderr_lines_of(command: &mut Command, rust_log: &str) -> (Child, Receiver<String>) {
+    let mut child = command
+        .env("RUST_LOG", rust_log)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,26 +320,13 @@ fn node_retries_missing_interface() {
     let text = "[node]\nname = \"live-probe\"\nroles = [\"probe\"]\n\n[probe]\ninterfaces = [\"nosuch9\"]\n\n\
                 [probe.capture]\nrestart_min = \"100ms\"\nrestart_max = \"200ms\"\n";
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imsitrace"))
-        .args(["node", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run the imsitrace binary");
-    let stderr = child.stderr.take().unwrap();
-    let (sender, lines) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines) = spawn_with_stderr_lines(&["node", "--config", config.to_str().unwrap()], "info");
 
-    let opened = wait_for_line(&mut child, &lines, |line| line.contains("cannot open the interface") && line.contains("nosuch9"));
-    assert!(opened, "no log of the failed open");
+    // Without CAP_NET_RAW the node stops at its first open with the capability message,
+    // and wait_for_line prints the skip.
+    if !wait_for_line(&mut child, &lines, |line| line.contains("cannot open the interface") && line.contains("nosuch9")) {
+        return;
+    }
     let retried = wait_for_line(&mut child, &lines, |line| line.contains("cannot reopen the interface") && line.contains("failures=3"));
     assert!(retried, "no log of the third failed attempt");
 
@@ -334,4 +338,47 @@ fn node_retries_missing_interface() {
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(summary.contains("interface nosuch9: 0 received"), "{summary}");
     assert!(summary.contains("down at the end"), "{summary}");
+}
+
+/// An interface set down during the capture is closed, logged and reopened once it is up
+/// again. The test runs the capture in a network namespace of its own (`unshare --net`)
+/// on a veth pair it creates there, so no interface of the machine changes; it is skipped
+/// where the process may not create namespaces or interfaces.
+#[test]
+fn interface_set_down_reopened() {
+    let binary = env!("CARGO_BIN_EXE_imsitrace");
+    let script = format!(
+        "set -e\n\
+         ip link add cap0 type veth peer name cap1\n\
+         ip link set cap0 up\n\
+         echo namespace-ready >&2\n\
+         exec {binary} analyze --interface cap0 --duration 30 --no-promisc\n"
+    );
+    let probe = Command::new("unshare").args(["--net", "ip", "link", "add", "cap0", "type", "veth", "peer", "name", "cap1"]).output();
+    if !probe.as_ref().is_ok_and(|output| output.status.success()) {
+        eprintln!("SKIPPED: cannot create a network namespace with a veth pair (unshare --net, ip link add): {probe:?}");
+        return;
+    }
+    let (mut child, lines) = spawn_with_stderr_lines_of(Command::new("unshare").args(["--net", "sh", "-c", &script]), "warn,imsitrace::pipeline::live=info");
+    if !wait_for_line(&mut child, &lines, |line| line.contains("capturing")) {
+        return;
+    }
+    let pid = child.id().to_string();
+    let set_link = |state: &str| {
+        let status = Command::new("nsenter").args(["--net", "--target", &pid, "ip", "link", "set", "cap0", state]).status().unwrap();
+        assert!(status.success(), "ip link set cap0 {state} in the capture's namespace failed");
+    };
+
+    set_link("down");
+    let closed = wait_for_line(&mut child, &lines, |line| line.contains("interface capture failed") && line.contains("lack IFF_UP"));
+    assert!(closed, "no log of the interface going down");
+    set_link("up");
+    let reopened = wait_for_line(&mut child, &lines, |line| line.contains("interface capture restarted") && line.contains("cap0"));
+    assert!(reopened, "no log of the interface reopened");
+
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let output = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the capture failed:\n{summary}");
+    assert!(summary.contains("interface cap0:"), "{summary}");
 }

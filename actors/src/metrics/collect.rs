@@ -122,6 +122,7 @@ fn interface_families(interfaces: &[InterfaceStats]) -> Vec<Family> {
     let mut if_dropped = Family::new("imsitrace_interface_dropped_packets_total", Counter, "Frames the interface or its driver dropped (pcap ps_ifdrop), by interface.");
     let mut read = Family::new("imsitrace_interface_read_packets_total", Counter, "Frames read from the interface by the capture.");
     let mut restarts = Family::new("imsitrace_interface_restarts_total", Counter, "Times the interface capture was reopened after an error.");
+    let mut errors = Family::new("imsitrace_interface_errors_total", Counter, "Open and read errors of the interface capture.");
     let mut up = Family::new("imsitrace_interface_up", Gauge, "1 while the interface capture is open, 0 while it waits to be reopened.");
     for stats in interfaces {
         let label = [("interface", stats.interface.as_str())];
@@ -130,9 +131,10 @@ fn interface_families(interfaces: &[InterfaceStats]) -> Vec<Family> {
         if_dropped.push(&label, stats.if_dropped as f64);
         read.push(&label, stats.frames as f64);
         restarts.push(&label, stats.restarts as f64);
+        errors.push(&label, stats.errors as f64);
         up.push(&label, if stats.up { 1.0 } else { 0.0 });
     }
-    vec![received, dropped, if_dropped, read, restarts, up]
+    vec![received, dropped, if_dropped, read, restarts, errors, up]
 }
 
 /// Returns `imsitrace_<name>_packets_total{reason=...}` for a map of counts by reason.

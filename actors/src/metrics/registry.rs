@@ -187,8 +187,9 @@ impl CaptureMetrics {
     }
 
     /// Copies the counters of the capture loop at a flush point. During the run the
-    /// malformed counts are in the loop's fixed array, and `stats.malformed` is empty, so
-    /// the copy allocates nothing unless a map of `stats` has entries.
+    /// malformed counts are in the loop's fixed array. The copy allocates for the maps
+    /// and the interface list of `stats` when they have entries, once per flush point,
+    /// never per frame.
     pub fn publish(&self, stats: &CaptureStats, malformed: &[u64; DecodeError::COUNT]) {
         let Some(slot) = &self.slot else { return };
         let mut slot = lock(slot);

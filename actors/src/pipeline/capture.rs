@@ -170,7 +170,8 @@ fn capture_loop<S: FrameSource>(config: &CaptureConfig, source: &mut S, mut flus
             Ok(Decoded::FragmentHeld) => counters.count_fragment_held(len),
             Err(error) => counters.malformed(error, len),
         }
-        if flush.as_ref().is_some_and(|timer| timer.is_due(router.seq)) {
+        let timer_due = flush.as_ref().is_some_and(FlushTimer::is_due);
+        if timer_due {
             flush_open(&mut router, &mut flush, &mut flushed_seq);
         }
         if router.seq % config.flush_every == 0 {
@@ -181,8 +182,8 @@ fn capture_loop<S: FrameSource>(config: &CaptureConfig, source: &mut S, mut flus
                 counters.stats.stopped_early = true;
                 break;
             }
-        } else if paused {
-            // A pause sent every open batch, so it is a flush point too.
+        } else if paused || timer_due {
+            // A pause or the flush timer sent every open batch, so it is a flush point too.
             counters.publish(&config.metrics, &router, source);
         }
     }

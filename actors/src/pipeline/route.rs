@@ -46,6 +46,8 @@ pub struct Router {
     pub drop_user_when_busy: bool,
     /// GTP-U frames dropped because no batch was free.
     pub user_dropped: u64,
+    /// True from a GTP-U frame dropped for want of a batch until a batch is free again.
+    overloaded: bool,
 }
 
 impl Router {
@@ -63,6 +65,7 @@ impl Router {
             pool_waits: 0,
             drop_user_when_busy: false,
             user_dropped: 0,
+            overloaded: false,
         }
     }
 
@@ -127,16 +130,21 @@ impl Router {
     }
 
     /// Takes a batch for GTP-U frames: waits for one unless `drop_user_when_busy` is set.
-    /// Before it gives up, it sends the open control batch, which the shards may need
-    /// before they return batches.
+    /// On the first drop of an overload it sends the open control batch, which the shards
+    /// may need before they return batches. Later drops do not, so GTP-C frames still fill
+    /// their batch instead of taking one batch each from the empty pool.
     fn take_user_batch(&mut self) -> Option<FrameBatch> {
         if !self.drop_user_when_busy {
             return Some(self.take_batch());
         }
         if let Some(batch) = self.pool.try_take() {
+            self.overloaded = false;
             return Some(batch);
         }
-        self.flush_control();
+        if !self.overloaded {
+            self.overloaded = true;
+            self.flush_control();
+        }
         None
     }
 

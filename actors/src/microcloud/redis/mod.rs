@@ -194,6 +194,9 @@ impl RedisMicrocloud {
 
 impl Microcloud for RedisMicrocloud {
     async fn publish(&mut self, events: &[SessionEvent]) -> Result<(), MicrocloudError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let started = std::time::Instant::now();
         publish::publish(self, events).await?;
         crate::metrics::registry().record_redis_round_trip(started.elapsed());

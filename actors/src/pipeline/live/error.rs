@@ -37,12 +37,13 @@ impl LiveError {
     }
 }
 
-/// Classifies a libpcap message. libpcap reports `PCAP_ERROR_PERM_DENIED`,
-/// `PCAP_ERROR_NO_SUCH_DEVICE` and `PCAP_ERROR_IFACE_NOT_UP` with these texts (libpcap
-/// 1.10 `pcap-linux.c`), and the pcap crate passes only the text on.
+/// Classifies a libpcap message; the pcap crate passes only the text on. libpcap 1.10.3
+/// words a missing capability as "You don't have permission ...", "... Operation not
+/// permitted" or "... CAP_NET_RAW may be required", and an interface that is down as
+/// "That device is not up". The other texts matched come from the kernel's error strings.
 fn classify(message: &str) -> LiveErrorKind {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("permission") || lower.contains("operation not permitted") {
+    if lower.contains("permission") || lower.contains("operation not permitted") || lower.contains("cap_net_raw") {
         LiveErrorKind::PermissionDenied
     } else if lower.contains("no such device") {
         LiveErrorKind::NotFound
@@ -82,12 +83,15 @@ mod tests {
 
     #[test]
     fn permission_message_names_capabilities() {
-        let error = error("eth9: You don't have permission to perform this capture on that device (socket: Operation not permitted)");
-        assert_eq!(error.kind, LiveErrorKind::PermissionDenied);
-        let text = error.to_string();
+        let denied = error("eth9: You don't have permission to perform this capture on that device (socket: Operation not permitted)");
+        assert_eq!(denied.kind, LiveErrorKind::PermissionDenied);
+        let text = denied.to_string();
         assert!(text.contains("interface eth9"), "{text}");
         assert!(text.contains("CAP_NET_RAW"), "{text}");
         assert!(text.contains("setcap"), "{text}");
+
+        let socket = error("Attempt to create packet socket failed - CAP_NET_RAW may be required");
+        assert_eq!(socket.kind, LiveErrorKind::PermissionDenied);
     }
 
     #[test]

@@ -94,6 +94,10 @@ impl LiveOptions {
                 problems.push(("interfaces", format!("interface {name:?} is given twice: give each interface once")));
             }
         }
+        if self.interfaces.len() > 1 && self.interfaces.iter().any(|name| name == "any") {
+            let names = self.interfaces.join(", ");
+            problems.push(("interfaces", format!("interface \"any\" is given with others ({names}), so their frames would be read twice: give `any` alone or only named interfaces")));
+        }
         if !(MIN_SNAPLEN..=MAX_SNAPLEN).contains(&self.snaplen) {
             problems.push(("snaplen", format!("invalid value {}: give {MIN_SNAPLEN} to {MAX_SNAPLEN} bytes", self.snaplen)));
         }
@@ -145,7 +149,7 @@ mod tests {
     use super::*;
 
     fn valid() -> LiveOptions {
-        LiveOptions { interfaces: vec!["eth0".into(), "any".into()], ..LiveOptions::default() }
+        LiveOptions { interfaces: vec!["eth0".into(), "eth1".into()], ..LiveOptions::default() }
     }
 
     fn problem_keys(options: &LiveOptions) -> Vec<&'static str> {
@@ -170,6 +174,16 @@ mod tests {
         for name in ["lo", "eth0.100", "any", "fifteen_chars_x"] {
             assert!(check_interface_name(name).is_ok(), "{name:?} rejected");
         }
+    }
+
+    #[test]
+    fn any_with_named_interface_rejected() {
+        let options = LiveOptions { interfaces: vec!["eth0".into(), "any".into()], ..LiveOptions::default() };
+        let problems = options.problems();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].1.contains("read twice"), "{}", problems[0].1);
+        let alone = LiveOptions { interfaces: vec!["any".into()], ..LiveOptions::default() };
+        assert_eq!(alone.problems(), vec![]);
     }
 
     #[test]

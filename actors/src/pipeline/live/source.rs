@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{LiveError, LiveErrorKind};
 use super::interface::InterfaceCapture;
+use super::link::{down_error, LINK_CHECK_INTERVAL};
 use super::options::LiveOptions;
 use super::poll::Poller;
 use super::restart::RestartSchedule;
@@ -42,6 +43,7 @@ pub struct LiveSource {
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
     next_stats_log: Instant,
+    next_link_check: Instant,
     frames_since_clock_check: u32,
     stopped_by_request: bool,
 }
@@ -82,6 +84,7 @@ impl LiveSource {
             stop,
             deadline: options.duration.map(|duration| now + duration),
             next_stats_log: now + options.stats_interval,
+            next_link_check: now + LINK_CHECK_INTERVAL,
             frames_since_clock_check: 0,
             stopped_by_request: false,
         })
@@ -101,6 +104,10 @@ impl LiveSource {
         }
         if self.deadline.is_some_and(|deadline| now >= deadline) {
             return false;
+        }
+        if now >= self.next_link_check {
+            self.next_link_check = now + LINK_CHECK_INTERVAL;
+            self.check_links();
         }
         if now >= self.next_stats_log {
             self.next_stats_log = now + self.options.stats_interval;
@@ -140,21 +147,32 @@ impl LiveSource {
             }
         }
         if let Some((index, error)) = failed {
+            let error = LiveError::from_pcap(&self.slots[index].name, &error);
             self.fail(index, &error);
         }
         None
     }
 
     /// Closes a failed interface and schedules its reopening.
-    fn fail(&mut self, index: usize, error: &pcap::Error) {
+    fn fail(&mut self, index: usize, error: &LiveError) {
         let slot = &mut self.slots[index];
         refresh_stats(slot);
         slot.capture = None;
         slot.stats.errors += 1;
         slot.stats.up = false;
-        let error = LiveError::from_pcap(&slot.name, error);
         let retry_in = slot.restart.failed(Instant::now());
         tracing::error!(interface = %slot.name, error = %error, retry_in_s = retry_in.as_secs_f64(), "interface capture failed; reopening it after the delay");
+    }
+
+    /// Closes every open interface that is administratively down, so it is reopened with
+    /// backoff once it is up again.
+    fn check_links(&mut self) {
+        for index in 0..self.slots.len() {
+            let Some(open) = self.slots[index].capture.as_ref() else { continue };
+            if let Some(error) = down_error(&self.slots[index].name, open.fd) {
+                self.fail(index, &error);
+            }
+        }
     }
 
     /// Tries to reopen a failed interface, or schedules the next attempt.
