@@ -341,9 +341,9 @@ fn node_retries_missing_interface() {
 }
 
 /// An interface set down during the capture is closed, logged and reopened once it is up
-/// again. The test runs the capture in a network namespace of its own (`unshare --net`)
-/// on a veth pair it creates there, so no interface of the machine changes; it is skipped
-/// where the process may not create namespaces or interfaces.
+/// again. The test runs the capture on a veth pair in a network namespace of its own
+/// (`unshare --net`), so no interface of the machine changes. It is skipped where the
+/// process may not create namespaces or interfaces.
 #[test]
 fn interface_set_down_reopened() {
     let binary = env!("CARGO_BIN_EXE_imsitrace");

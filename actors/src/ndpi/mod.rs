@@ -95,9 +95,9 @@ impl Classifier {
         self.names.get(&self.module, single)
     }
 
-    /// Clears a flow's nDPI state and keeps it for the next flow, unless the pool already
-    /// holds [`MAX_FREE_FLOWS`]; then the state is freed, so a burst of new flows does not
-    /// keep its memory for the life of the process.
+    /// Clears a flow's nDPI state and keeps it for the next flow. When the pool already
+    /// contains [`MAX_FREE_FLOWS`] the state is freed instead, so a burst of new flows does
+    /// not keep its memory for the life of the process.
     fn release(&mut self, flow: Option<FlowStruct>) {
         let Some(mut flow) = flow else { return };
         if self.free_flows.len() < MAX_FREE_FLOWS {

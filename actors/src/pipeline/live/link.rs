@@ -1,7 +1,8 @@
 //! The administrative state of an interface. libpcap 1.10 reports no error when a
 //! capturing interface is set down: the packet socket just stops receiving. The capture
-//! therefore asks the kernel itself, about once a second, with `SIOCGIFFLAGS` on the
-//! capture's own socket, which answers for the socket's network namespace.
+//! therefore reads the interface flags itself, about once a second, with `SIOCGIFFLAGS` on
+//! the capture's own socket. The kernel reports the interfaces of that socket's network
+//! namespace.
 #![allow(unsafe_code)]
 
 use std::os::fd::RawFd;
@@ -12,9 +13,9 @@ use super::error::{LiveError, LiveErrorKind};
 /// Interval between two checks of every interface's state.
 pub const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Returns an error when interface `name` is administratively down, asking through the
-/// socket `fd`. Returns `None` when it is up, for `any`, and when the kernel does not
-/// answer (a removed interface, whose read errors are libpcap's to report).
+/// Returns an error when interface `name` is administratively down, read through the
+/// socket `fd`. Returns `None` when it is up, for `any`, and when the ioctl fails (a
+/// removed interface, whose read errors libpcap reports).
 pub fn down_error(name: &str, fd: RawFd) -> Option<LiveError> {
     if name == "any" {
         return None;
@@ -45,7 +46,7 @@ fn interface_flags(name: &str, fd: RawFd) -> Option<i32> {
     if result != 0 {
         return None;
     }
-    // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
+    // SAFETY: after a successful SIOCGIFFLAGS the union contains ifru_flags.
     let flags = unsafe { request.ifr_ifru.ifru_flags };
     Some(i32::from(flags) & 0xffff)
 }
